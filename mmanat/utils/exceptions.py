@@ -1,0 +1,12 @@
+"""Exception types raised by mmanat."""
+
+
+class MMAnatError(Exception):
+    """Base class of every error mmanat raises on purpose."""
+
+
+class InvalidInputError(MMAnatError, ValueError):
+    """Bad user input: a missing or unreadable file, an unsupported format, a bad value.
+
+    The message always names the offending file or value and says what to do about it.
+    """
