@@ -51,6 +51,6 @@ if ! "$VPY" -c "import mmcv, mmcv._ext; assert mmcv.__version__ == '$MMCV_VERSIO
 fi
 pip_install -q "mmdet==$MMDET_VERSION"
 # the package itself, editable, with the test extras
-pip_install -q -e ".[tests]"
+pip_install -q --no-build-isolation -e ".[tests]"
 "$VPY" -c "import torch, mmengine, mmcv, mmcv._ext, mmdet, SimpleITK, torchio, nibabel, skimage; print('[setup] ok: torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__)"
 echo "$want" > "$STAMP"
