@@ -47,7 +47,7 @@ pip_install -q "mmengine==$MMENGINE_VERSION"
 if ! "$VPY" -c "import mmcv, mmcv._ext; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/null; then
   echo "[setup] installing mmcv $MMCV_VERSION with ops (first time: builds from source, ~11 min)"
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} FORCE_CUDA=0 \
-    pip_install "mmcv==$MMCV_VERSION" --no-build-isolation
+    pip_install -q "mmcv==$MMCV_VERSION" --no-build-isolation
 fi
 pip_install -q "mmdet==$MMDET_VERSION"
 # the package itself, editable, with the test extras
