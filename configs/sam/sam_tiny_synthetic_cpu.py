@@ -12,7 +12,6 @@ _base_ = [
 train_dataloader = dict(batch_size=2, num_workers=2)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=20),
-    dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=20),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=300)
 default_hooks = dict(
