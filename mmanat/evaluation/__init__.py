@@ -1,1 +1,39 @@
+"""Evaluation: metrics (landmark error, lesion-tracking CPM/MED), the DLT lesion-pair format,
+registration baselines, benchmark case generators and the benchmark runner.
 
+Everything here imports cheaply: SimpleITK, scipy, the synthetic generator and the inference
+API are imported inside the functions that use them.
+"""
+from .baselines import (IdentityMethod, RegistrationResult, SitkAffineMethod,
+                        SitkBSplineMethod, default_baselines, register_affine,
+                        register_bspline, transform_points)
+from .benchmark_runner import (BenchmarkTable, MMAnatMethod, mmanat_methods,
+                               run_landmark_benchmark, run_lesion_benchmark,
+                               run_speed_benchmark)
+from .cases import (LandmarkCase, LesionCase, RandomDeformation, cross_subject_cases,
+                    deform_case, deformation_cases, longitudinal_lesion_cases,
+                    random_deformation, sample_body_points, warp_image)
+from .dlt_format import (LesionPair, attach_predictions, evaluate_dlt, mm_to_voxel,
+                         read_dlt_json, read_predictions, voxel_to_mm, write_dlt_json,
+                         write_predictions)
+from .metrics import (LandmarkMetric, LesionTrackingMetric, landmark_summary,
+                      lesion_tracking_metrics, radial_errors, summarize_errors)
+
+__all__ = [
+    # metrics
+    'LandmarkMetric', 'LesionTrackingMetric', 'radial_errors', 'summarize_errors',
+    'landmark_summary', 'lesion_tracking_metrics',
+    # DLT format
+    'LesionPair', 'read_dlt_json', 'write_dlt_json', 'read_predictions', 'write_predictions',
+    'attach_predictions', 'evaluate_dlt', 'voxel_to_mm', 'mm_to_voxel',
+    # baselines
+    'IdentityMethod', 'SitkAffineMethod', 'SitkBSplineMethod', 'register_affine',
+    'register_bspline', 'RegistrationResult', 'transform_points', 'default_baselines',
+    # cases
+    'LandmarkCase', 'LesionCase', 'RandomDeformation', 'random_deformation', 'deform_case',
+    'warp_image', 'sample_body_points', 'deformation_cases', 'cross_subject_cases',
+    'longitudinal_lesion_cases',
+    # runner
+    'BenchmarkTable', 'MMAnatMethod', 'mmanat_methods', 'run_landmark_benchmark',
+    'run_lesion_benchmark', 'run_speed_benchmark'
+]
