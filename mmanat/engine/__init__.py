@@ -1,1 +1,2 @@
 
+from . import hooks  # noqa: F401,E402

@@ -1,1 +1,2 @@
 
+from .anatomy_stage_hook import AnatomyStageHook  # noqa: F401,E402
