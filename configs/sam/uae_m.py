@@ -1,0 +1,7 @@
+# UAE-M stage 2 (SPEC 3): inter-modality training on aligned CT/MR pairs (the synthetic
+# generator renders each subject as an aligned pair; real pairs are aligned first with
+# tools/register.py and the stage-1 model). The SAM fine/coarse samplers and InfoNCE losses
+# on (CT view, MR view) give the symmetric inter-modality loss. Start from stage 1:
+#   python tools/train.py configs/sam/uae_m.py --cfg-options load_from=STAGE1.pth
+_base_ = ['./uae_m_intra.py']
+train_dataloader = dict(batch_size=1, dataset={{_base_.uae_m_inter_dataset}})
