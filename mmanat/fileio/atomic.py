@@ -26,6 +26,10 @@ def atomic_path(path: str):
     ext = base[base.index('.'):] if '.' in base else ''
     fd, tmp = tempfile.mkstemp(prefix='.tmp-' + base.split('.')[0] + '-', suffix=ext, dir=folder)
     os.close(fd)
+    # mkstemp creates 0600 files; give the result the permissions a plain open() would
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, path)
