@@ -1,1 +1,13 @@
+"""The Python API users call: build a model, embed images (with a cache), match points."""
+from .cache import load_embeddings, save_embeddings
+from .inference import embed, init_model, model_identity, preprocess_image
+from .matching import Matcher, MatchResult, match
 
+__all__ = [
+    'init_model', 'embed', 'match', 'save_embeddings', 'load_embeddings', 'preprocess_image',
+    'model_identity', 'Matcher', 'MatchResult'
+]
+from .registration import (EmbeddingRegistration, fit_affine_robust, kabsch,  # noqa: E402
+                           register_with_embeddings, save_registration)
+__all__ += ['kabsch', 'fit_affine_robust', 'register_with_embeddings', 'save_registration',
+            'EmbeddingRegistration']

@@ -1,0 +1,250 @@
+"""The logic shared by ``tools/demo*.py``: pick a point in a template scan, find it in a
+target scan, print the match with the time of every stage, save a three-plane PNG.
+
+With no arguments the demos run on the sample data (``data/samples``, fetched by
+``tools/fetch_sample_data.py``): template ``ct/lung1.nrrd`` with the centre of its tumour
+mask (``ct/lung1_label.nrrd``) as the query, target ``ct/lung2.nrrd``. ``demo_ct_mr``
+matches a landmark of a synthetic CT in a synthetic MR of another subject (ground truth
+known) when :mod:`mmanat.datasets.synthetic` is available.
+"""
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+import sys
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..utils.exceptions import InvalidInputError, MMAnatError
+
+SAMPLES = osp.join('data', 'samples')
+DEFAULT_TEMPLATE = osp.join(SAMPLES, 'ct', 'lung1.nrrd')
+DEFAULT_TEMPLATE_LABEL = osp.join(SAMPLES, 'ct', 'lung1_label.nrrd')
+DEFAULT_TARGET = osp.join(SAMPLES, 'ct', 'lung2.nrrd')
+DEFAULT_OUT = osp.join('outputs', 'demo_match.png')
+DEFAULT_CHECKPOINTS = {
+    'sam': osp.join('checkpoints', 'sam_default.pth'),
+    'semantic': osp.join('checkpoints', 'uae_s_default.pth'),
+    'ct_mr': osp.join('checkpoints', 'uae_m_default.pth'),
+}
+
+
+def build_parser(description: str, kind: str = 'sam', stable_points: bool = False
+                 ) -> argparse.ArgumentParser:
+    """Command-line options of the demos."""
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('--checkpoint', default=None,
+                   help='trained checkpoint (.pth); default: '
+                   f'{DEFAULT_CHECKPOINTS[kind]} when it exists')
+    p.add_argument('--config', default=None,
+                   help='model config; default: the config stored in the checkpoint')
+    p.add_argument('--random-init', action='store_true',
+                   help='no checkpoint: a randomly initialised model of --config (to try the '
+                   'pipeline; the matches are meaningless)')
+    p.add_argument('--template', default=None,
+                   help=f'template volume (default: {DEFAULT_TEMPLATE}'
+                   + ('; or a synthetic CT)' if kind == 'ct_mr' else ')'))
+    p.add_argument('--target', default=None,
+                   help=f'target volume (default: {DEFAULT_TARGET}'
+                   + ('; or a synthetic MR of another subject)' if kind == 'ct_mr' else ')'))
+    p.add_argument('--point', type=float, nargs=3, metavar=('X', 'Y', 'Z'), default=None,
+                   help='query point in world mm (see --space); default: the centre of '
+                   '--template-label')
+    p.add_argument('--template-label', default=None,
+                   help=f'label map whose foreground centre is the query (default with the '
+                   f'default template: {DEFAULT_TEMPLATE_LABEL})')
+    p.add_argument('--space', default='LPS', choices=['LPS', 'RAS'],
+                   help='coordinate convention of --point and of the printed match')
+    p.add_argument('--method', default='reference', choices=['reference', 'coarse_to_fine'],
+                   help='matching search (SPEC 1.5 reference, or coarse then local fine)')
+    p.add_argument('--stable-points', action='store_true', default=stable_points,
+                   help='stable-points refinement (SPEC 2)')
+    p.add_argument('--no-refine', action='store_true', help='no sub-voxel refinement')
+    p.add_argument('--tile-size', type=int, nargs='+', default=None,
+                   help='tiled embedding window (z y x voxels at 2 mm) for large volumes')
+    p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 (default: GPU if any)')
+    p.add_argument('--window', default='auto',
+                   help='display window: auto, soft_tissue, lung, bone, minmax')
+    p.add_argument('--out', default=DEFAULT_OUT, help='PNG of the match')
+    p.add_argument('--seed', type=int, default=0, help='synthetic subjects (demo_ct_mr)')
+    return p
+
+
+def _resolve_checkpoint(args, kind: str) -> Optional[str]:
+    if args.random_init:
+        if args.config is None:
+            raise InvalidInputError('--random-init needs --config (e.g. '
+                                    'configs/_base_/models/sam_r18_fpn.py).')
+        return None
+    if args.checkpoint:
+        return args.checkpoint
+    default = DEFAULT_CHECKPOINTS[kind]
+    if osp.isfile(default):
+        return default
+    raise InvalidInputError(
+        f'no checkpoint: pass --checkpoint PATH (a model trained with tools/train.py, e.g. '
+        f'work_dirs/<config>/iter_20000.pth) or put one at {default}; no trained '
+        'checkpoint ships with mmanat yet. To try the pipeline with random weights: '
+        '--random-init --config configs/_base_/models/sam_tiny.py.')
+
+
+def label_centre(label_path: str) -> np.ndarray:
+    """World LPS centre (mm) of the foreground voxels of a label map."""
+    from ..fileio import read_volume
+    lab = read_volume(label_path, modality='OT')
+    fg = np.argwhere(lab.array > 0)
+    if len(fg) == 0:
+        raise InvalidInputError(f'{label_path}: the label map is empty (no voxel > 0); give '
+                                '--point X Y Z instead.')
+    return lab.array_index_to_world(fg.mean(0))
+
+
+def _synthetic_ct_mr(seed: int):
+    """(CT of subject A, MR of subject B, query landmark world mm in A, its true position in
+    B, landmark name), or None when the synthetic generator is absent."""
+    try:
+        from ..datasets.synthetic.phantom import generate_subject
+        from ..datasets.synthetic.renderers import render_ct, render_mr
+    except ImportError:
+        return None
+    kw = dict(spacing=2.0, z_range=(250.0, 500.0), lesions=0)
+    a = generate_subject(seed, **kw)
+    b = generate_subject(seed + 1, **kw)
+    ct, mr = render_ct(a), render_mr(b, preset='T1')
+    common = [n for n in a.landmarks.names if n in b.landmarks.names]
+
+    def depth(subject, image, names):
+        # distance (mm) of each landmark to the border of the field of view (< 0: outside)
+        idx = image.world_to_index(np.stack([subject.landmarks[n] for n in names]))
+        vox = np.minimum(idx, image.size - 1 - idx) * image.spacing
+        return vox.min(1)
+
+    if not common:
+        raise InvalidInputError(f'synthetic subjects {seed}/{seed + 1} share no landmark.')
+    d = np.minimum(depth(a, ct, common), depth(b, mr, common))
+    if d.max() <= 0:
+        raise InvalidInputError(f'synthetic subjects {seed}/{seed + 1} share no landmark in '
+                                'their fields of view; try another --seed.')
+    name = common[int(np.argmax(d))]  # the landmark farthest inside both fields of view
+    i = a.landmarks.index(name)
+    ct.path, mr.path = f'synthetic_ct_subject{seed}', f'synthetic_mr_subject{seed + 1}'
+    return ct, mr, a.landmarks.xyz[i], b.landmarks[name], name
+
+
+def _fmt(p, space='LPS') -> str:
+    from ..structures.points import convert_space
+    q = convert_space(np.asarray(p, np.float64), 'LPS', space)
+    return f'({q[0]:.1f}, {q[1]:.1f}, {q[2]:.1f}) mm {space}'
+
+
+def run_demo(args, kind: str = 'sam') -> Dict[str, object]:
+    """Run one demo (see the module docstring); returns the results and stage times."""
+    import torch
+
+    from ..fileio import read_volume
+    from ..structures.points import convert_space
+    from ..visualization import plot_match
+    from .inference import embed, init_model, preprocess_image
+    from .matching import match
+
+    times: Dict[str, float] = {}
+    truth = None
+    t0 = time.perf_counter()
+    checkpoint = _resolve_checkpoint(args, kind)
+    model = init_model(args.config, checkpoint, device=args.device)
+    if kind == 'ct_mr' and args.template is None and args.target is None:
+        syn = _synthetic_ct_mr(args.seed)
+        if syn is None:
+            raise InvalidInputError('mmanat.datasets.synthetic is not available: pass '
+                                    '--template CT --target MR --point X Y Z.')
+        template, target, query, truth, what = syn
+        what = f'landmark {what!r} of the synthetic CT'
+    else:
+        template = read_volume(args.template or DEFAULT_TEMPLATE)
+        target = read_volume(args.target or DEFAULT_TARGET)
+        if args.point is not None:
+            query = convert_space(np.asarray(args.point, np.float64), args.space, 'LPS')
+            what = 'given point'
+        else:
+            label = args.template_label or (DEFAULT_TEMPLATE_LABEL if args.template is None
+                                            else None)
+            if label is None:
+                raise InvalidInputError('give the query with --point X Y Z or '
+                                        '--template-label LABELMAP.')
+            query = label_centre(label)
+            what = f'centre of {osp.basename(label)}'
+    times['load'] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    pre_t, pre_g = preprocess_image(template), preprocess_image(target)
+    times['preprocess'] = time.perf_counter() - t0
+
+    def sync():
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    t0 = time.perf_counter()
+    tile = args.tile_size if args.tile_size else None
+    maps_t = embed(model, pre_t, tile_size=tile, progress=True)
+    maps_g = embed(model, pre_g, tile_size=tile, progress=True)
+    sync()
+    times['embed'] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    res = match(maps_t, query[None], maps_g, method=args.method,
+                stable_points=args.stable_points, refine=not args.no_refine)
+    sync()
+    times['match'] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    png = plot_match(template, query, target, res.points[0], float(res.scores[0]), args.out,
+                     window=args.window,
+                     target_window='minmax' if target.modality != 'CT' else args.window)
+    times['figure'] = time.perf_counter() - t0
+
+    ident = model.mmanat_identity
+    levels = '+'.join(maps_t.levels if 'semantic' in maps_g.levels else ('fine', 'coarse'))
+    out = sys.stdout
+    print(f'model     {ident["config"]} ({ident.get("checkpoint") or "random init"}, sha256 '
+          f'{str(ident.get("sha256"))[:12]}), device {maps_t.device}, levels {levels}',
+          file=out)
+    if checkpoint is None:
+        print('WARNING   random weights: the match below is meaningless (pipeline test).',
+              file=out)
+    if kind in ('semantic',) and 'semantic' not in maps_t.levels:
+        print('NOTE      this model has no semantic head; matched with fine + coarse.',
+              file=out)
+    for role, img in (('template', template), ('target', target)):
+        sp = ' x '.join(f'{v:.2f}' for v in img.spacing)
+        print(f'{role:9s} {img.path}  ({img.modality}, {" x ".join(map(str, img.shape))} '
+              f'z,y,x voxels of {sp} mm)', file=out)
+    print(f'query     {_fmt(query, args.space)}  [{what}]', file=out)
+    ijk = ', '.join(str(int(v)) for v in res.index_rounded[0])
+    print(f'match     {_fmt(res.points[0], args.space)}  voxel ({ijk}) of the target  '
+          f'score {res.scores[0]:.4f}  [{res.method}]', file=out)
+    if truth is not None:
+        err = float(np.linalg.norm(res.points[0] - truth))
+        print(f'truth     {_fmt(truth, args.space)}  error {err:.1f} mm', file=out)
+    print('timing    ' + ' | '.join(f'{k} {v:.2f} s' for k, v in times.items()), file=out)
+    print(f'figure    {png}', file=out)
+    return dict(query=query, match=res, times=times, png=png, truth=truth)
+
+
+def main(description: str, kind: str = 'sam', stable_points: bool = False,
+         argv: Optional[List[str]] = None) -> int:
+    """Entry point of the demo scripts: errors of the user's input end with exit code 2 and
+    one clear message."""
+    args = build_parser(description, kind, stable_points).parse_args(argv)
+    try:
+        run_demo(args, kind)
+    except MMAnatError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(main('mmanat demo'))

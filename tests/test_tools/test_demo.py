@@ -1,0 +1,62 @@
+"""The demos (tools/demo*.py share mmanat.apis.demo): output, timings, PNG, bad input."""
+import os.path as osp
+import sys
+
+import numpy as np
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tests', 'test_apis'))
+from position_encoder_standin import moved, quadratic_volume  # noqa: E402
+
+from mmanat.apis.demo import main  # noqa: E402
+from mmanat.fileio import write_image  # noqa: E402
+from mmanat.structures import MedicalImage  # noqa: E402
+
+
+def _files(tmp_path):
+    tpl = quadratic_volume(shape=(16, 48, 48), origin=(-40.0, -50.0, -10.0))
+    label = MedicalImage(np.zeros(tpl.shape, np.uint8), spacing=tpl.spacing,
+                         origin=tpl.origin, modality='OT')
+    label.array[6:9, 20:25, 30:33] = 1
+    cfg = tmp_path / 'standin.py'
+    cfg.write_text("model = dict(type='PositionEncoderStandIn', channels=32)\n")
+    return dict(template=write_image(tpl, str(tmp_path / 'tpl.nrrd')),
+                target=write_image(moved(tpl, (4.0, 2.0, -2.0)), str(tmp_path / 'tgt.nrrd')),
+                label=write_image(label, str(tmp_path / 'tpl_label.nrrd')), config=str(cfg),
+                centre=label.array_index_to_world(np.argwhere(label.array).mean(0)))
+
+
+def test_demo_prints_match_and_timings_and_saves_png(tmp_path, capsys):
+    f = _files(tmp_path)
+    out = str(tmp_path / 'demo.png')
+    code = main('demo', argv=['--random-init', '--config', f['config'], '--template',
+                              f['template'], '--target', f['target'], '--template-label',
+                              f['label'], '--out', out, '--device', 'cpu'])
+    assert code == 0
+    text = capsys.readouterr().out
+    for key in ('query', 'match', 'score', 'timing', 'load', 'preprocess', 'embed', 'figure'):
+        assert key in text
+    assert 'random weights' in text and osp.isfile(out)
+    # the stand-in is exact: the printed match is the label centre moved by (4, 2, -2) mm
+    line = next(ln for ln in text.splitlines() if ln.startswith('match'))
+    xyz = np.array([float(v) for v in line.split('(')[1].split(')')[0].split(',')])
+    assert np.linalg.norm(xyz - (f['centre'] + [4.0, 2.0, -2.0])) < 1.0
+
+
+def test_demo_stable_points_and_ras_point(tmp_path, capsys):
+    f = _files(tmp_path)
+    q = f['centre'] * [-1, -1, 1]  # RAS
+    code = main('demo', kind='semantic', stable_points=True,
+                argv=['--random-init', '--config', f['config'], '--template', f['template'],
+                      '--target', f['target'], '--point', *map(str, q), '--space', 'RAS',
+                      '--out', str(tmp_path / 'sp.png')])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert 'stable_points' in text and 'mm RAS' in text and 'no semantic head' in text
+
+
+def test_demo_without_checkpoint_explains(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no checkpoints/sam_default.pth here
+    assert main('demo', argv=[]) == 2
+    err = capsys.readouterr().err
+    assert '--checkpoint' in err and 'checkpoints/sam_default.pth' in err

@@ -1,0 +1,24 @@
+#!/usr/bin/env python
+"""UAE-M demo: find a point of a CT in an MR (a synthetic CT/MR pair of two subjects with a known
+landmark by default, or --template CT --target MR --point X Y Z).
+
+Examples::
+
+    python tools/demo_ct_mr.py --checkpoint work_dirs/<config>/iter_20000.pth
+    python tools/demo_ct_mr.py --checkpoint K --template A.nii.gz --target B.nii.gz \
+        --point X Y Z --space RAS
+    python tools/demo_ct_mr.py --random-init --config configs/_base_/models/sam_tiny.py  # pipeline
+"""
+import os.path as osp
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:  # allow running from a checkout without installation
+    sys.path.insert(0, ROOT)
+
+from mmanat.apis.demo import main  # noqa: E402
+
+DESCRIPTION = __doc__.split('\n\n')[0].replace('\n', ' ')
+
+if __name__ == '__main__':
+    sys.exit(main(DESCRIPTION, kind='ct_mr', stable_points=False))
