@@ -1,6 +1,8 @@
 # Two commands for users: `make demo` and `make test`. Both create/refresh .venv first
 # (tools/setup_env.sh is idempotent: a second run takes well under a second).
 PY := .venv/bin/python
+# progress bars print UTF-8 whatever the locale of the calling shell
+export PYTHONUTF8 := 1
 
 .PHONY: setup demo test data clean-venv
 

@@ -50,7 +50,7 @@ BLOCK_EXT = textwrap.dedent('''
 
 def _run(code):
     return subprocess.run([sys.executable, '-c', BLOCK_EXT + textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, encoding='utf-8', errors='replace', timeout=300)
 
 
 def test_import_is_cheap_and_works_without_compiled_ops():

@@ -76,7 +76,7 @@ def pip_download(requirement, dest):
     else:
         cmd[4:4] = ['--only-binary', ':all:']
     print(f'[fetch] pip download {requirement} ...', flush=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, encoding='utf-8', errors='replace')
     if proc.returncode != 0:
         tail = '\n'.join(ln for ln in (proc.stdout + proc.stderr).splitlines()
                          if not ln.startswith('WARNING: Location'))[-1500:]

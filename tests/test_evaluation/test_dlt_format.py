@@ -113,7 +113,7 @@ def test_eval_cli(sample_json, tmp_path):
     out = tmp_path / 'metrics.json'
     proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'eval_lesion_tracking.py'),
                            '--ann', sample_json, '--out', str(out)],
-                          capture_output=True, text=True, cwd=ROOT)
+                          capture_output=True, encoding='utf-8', errors='replace', cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert 'CPM@Radius' in proc.stdout
     res = json.loads(out.read_text())

@@ -41,7 +41,7 @@ def test_torchrun_embeds_each_input_once(tmp_path):
            '--master_port', str(_free_port()), osp.join(ROOT, 'tools', 'embed.py'), str(data),
            '--config', str(cfg), '--checkpoint', str(ckpt), '--out-dir', str(out),
            '--launcher', 'pytorch', '--device', 'cpu']
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, env=env, capture_output=True, encoding='utf-8', errors='replace', timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(os.listdir(out)) == ['v0.emb.pt', 'v1.emb.pt', 'v2.emb.pt']
     assert 'rank 0: 2 embedded' in proc.stdout and 'rank 1: 1 embedded' in proc.stdout

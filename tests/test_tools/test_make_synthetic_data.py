@@ -35,7 +35,7 @@ def two_runs(tmp_path_factory):
     _load_tool().main(ARGS + ['--out', str(out1), '--workers', '1'])
     proc = subprocess.run([sys.executable, str(TOOL)] + ARGS + ['--out', str(out2),
                                                                 '--workers', '2'],
-                          cwd=str(REPO), capture_output=True, text=True, timeout=300)
+                          cwd=str(REPO), capture_output=True, encoding='utf-8', errors='replace', timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'synthetic subjects' in proc.stderr  # tqdm progress bar
     return out1, out2

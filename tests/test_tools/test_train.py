@@ -21,7 +21,7 @@ def _env():
 
 def _train(args, timeout=600):
     proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), CFG] + args,
-                          capture_output=True, text=True, env=_env(), timeout=timeout)
+                          capture_output=True, encoding='utf-8', errors='replace', env=_env(), timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
@@ -64,7 +64,7 @@ def test_resume_from_explicit_checkpoint_and_missing_one(tmp_path):
     assert _iter_of(osp.join(work, 'iter_3.pth')) == 3
     proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), CFG,
                            '--resume', str(tmp_path / 'nope.pth')],
-                          capture_output=True, text=True, env=_env(), timeout=120)
+                          capture_output=True, encoding='utf-8', errors='replace', env=_env(), timeout=120)
     assert proc.returncode != 0
     assert 'checkpoint not found' in proc.stderr
 
@@ -78,7 +78,7 @@ def test_dist_train_two_cpu_processes_writes_checkpoint(tmp_path):
     proc = subprocess.run(
         ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), CFG, '2', '--work-dir', work,
          '--cfg-options', 'train_cfg.max_iters=2'],
-        capture_output=True, text=True, env=env, timeout=600)
+        capture_output=True, encoding='utf-8', errors='replace', env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert _iter_of(osp.join(work, 'iter_2.pth')) == 2
     assert 'world_size: 2' in (proc.stdout + proc.stderr) or 'Distributed training: True' in (
