@@ -3,15 +3,16 @@ algorithms that join them. Importing this package registers every component (nev
 ``mmdet.models``; cross-scope types such as ``type='mmdet.FPN'`` resolve lazily)."""
 from . import (algorithms, backbones, data_preprocessors, heads, losses, necks,  # noqa: F401
                pair_samplers)
-from .algorithms import SAM
+from .algorithms import SAM, UAES
 from .backbones import ResNet3D
-from .data_preprocessors import SAMDataPreprocessor
+from .data_preprocessors import SAMDataPreprocessor, UAESDataPreprocessor
 from .heads import CoarseEmbeddingHead, EmbeddingHead
-from .losses import InfoNCELoss
+from .losses import InfoNCELoss, SupConMeanLoss
 from .necks import FPN3D
 from .pair_samplers import SAMCoarsePairSampler, SAMFinePairSampler
 
 __all__ = [
     'SAM', 'ResNet3D', 'FPN3D', 'EmbeddingHead', 'CoarseEmbeddingHead', 'InfoNCELoss',
-    'SAMFinePairSampler', 'SAMCoarsePairSampler', 'SAMDataPreprocessor'
+    'SAMFinePairSampler', 'SAMCoarsePairSampler', 'SAMDataPreprocessor', 'UAES',
+    'SupConMeanLoss', 'UAESDataPreprocessor'
 ]

@@ -11,3 +11,5 @@ from . import pack_sam_inputs  # noqa: F401
 from . import anatomy_decomposer  # noqa: F401
 from . import two_view_xray_augment  # noqa: F401
 from . import pack_two_view_inputs  # noqa: F401
+from . import rand_histogram_shift  # noqa: F401
+from . import inter_modality_crop  # noqa: F401
