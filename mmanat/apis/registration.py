@@ -260,27 +260,8 @@ def _bspline_refine(fixed: MedicalImage, moving: MedicalImage, affine, preset: s
                     overrides: Dict):
     """Cubic B-spline (Mattes MI, L-BFGS-B) on top of ``affine``; the set-up of
     :func:`mmanat.evaluation.baselines.register_bspline`, with our affine as the start."""
-    import SimpleITK as sitk
-
-    from ..evaluation.baselines import _config, _method, _prepare
-    cfg = _config(preset, overrides)
-    f, m = _prepare(fixed, cfg['spacing']), _prepare(moving, cfg['spacing'])
-    extent = np.asarray(f.GetSize()) * np.asarray(f.GetSpacing())
-    mesh = [max(1, int(round(e / float(cfg['bspline_grid_mm'])))) for e in extent]
-    bspline = sitk.BSplineTransformInitializer(f, mesh, order=3)
-    reg = _method(cfg, cfg['bspline_sampling_percentage'])
-    its = int(cfg['bspline_iterations'])
-    reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=its,
-                             maximumNumberOfCorrections=5,
-                             maximumNumberOfFunctionEvaluations=4 * its,
-                             costFunctionConvergenceFactor=1e7)
-    reg.SetMovingInitialTransform(affine)
-    reg.SetInitialTransform(bspline, inPlace=True)
-    reg.Execute(f, m)
-    # CompositeTransform applies the last-added transform first: affine(bspline(x))
-    composite = sitk.CompositeTransform([sitk.AffineTransform(affine), bspline])
-    return composite, dict(metric=float(reg.GetMetricValue()), mesh=mesh,
-                           stop=reg.GetOptimizerStopConditionDescription())
+    from ..evaluation.baselines import refine_bspline
+    return refine_bspline(fixed, moving, affine, preset, **overrides)
 
 
 def register_with_embeddings(model, moving_image, fixed_image,

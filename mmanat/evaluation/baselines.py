@@ -195,24 +195,47 @@ def register_bspline(template: MedicalImage, target: MedicalImage, preset: str =
     t0 = time.perf_counter()
     fixed, moving = _prepare(template, cfg['spacing']), _prepare(target, cfg['spacing'])
     affine, reg_a = _affine_stage(fixed, moving, cfg)
+    composite, reg, mesh = _bspline_stage(fixed, moving, affine, cfg)
+    return RegistrationResult(composite, time.perf_counter() - t0, reg.GetMetricValue(),
+                              {'affine': reg_a.GetOptimizerStopConditionDescription(),
+                               'bspline': reg.GetOptimizerStopConditionDescription(),
+                               'mesh': mesh})
+
+
+def _bspline_stage(fixed, moving, affine, cfg):
+    """Cubic B-spline (Mattes MI, L-BFGS-B) on prepared SimpleITK images, started from
+    ``affine``; returns ``(composite affine(bspline(x)), registration method, mesh)``."""
+    import SimpleITK as sitk
     extent = np.asarray(fixed.GetSize()) * np.asarray(fixed.GetSpacing())
     mesh = [max(1, int(round(e / float(cfg['bspline_grid_mm'])))) for e in extent]
     bspline = sitk.BSplineTransformInitializer(fixed, mesh, order=3)
     reg = _method(cfg, cfg['bspline_sampling_percentage'])
-    reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5,
-                             numberOfIterations=int(cfg['bspline_iterations']),
+    its = int(cfg['bspline_iterations'])
+    reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=its,
                              maximumNumberOfCorrections=5,
-                             maximumNumberOfFunctionEvaluations=4 * int(cfg['bspline_iterations']),
+                             maximumNumberOfFunctionEvaluations=4 * its,
                              costFunctionConvergenceFactor=1e7)
     reg.SetMovingInitialTransform(affine)
     reg.SetInitialTransform(bspline, inPlace=True)
     reg.Execute(fixed, moving)
     # CompositeTransform applies its transforms last-added first: affine(bspline(x))
-    composite = sitk.CompositeTransform([affine, bspline])
-    return RegistrationResult(composite, time.perf_counter() - t0, reg.GetMetricValue(),
-                              {'affine': reg_a.GetOptimizerStopConditionDescription(),
-                               'bspline': reg.GetOptimizerStopConditionDescription(),
-                               'mesh': mesh})
+    composite = sitk.CompositeTransform([sitk.AffineTransform(affine), bspline])
+    return composite, reg, mesh
+
+
+def refine_bspline(template: MedicalImage, target: MedicalImage, initial_affine,
+                   preset: str = 'default', **overrides):
+    """B-spline refinement of a given affine ``initial_affine`` (a ``SimpleITK.AffineTransform``
+    mapping template points to the target), with the set-up of :func:`register_bspline`.
+
+    Returns:
+        ``(composite transform affine(bspline(x)), info dict)``.
+    """
+    cfg = _config(preset, overrides)
+    fixed, moving = _prepare(template, cfg['spacing']), _prepare(target, cfg['spacing'])
+    composite, reg, mesh = _bspline_stage(fixed, moving, initial_affine, cfg)
+    return composite, dict(metric=float(reg.GetMetricValue()), mesh=mesh,
+                           stop=reg.GetOptimizerStopConditionDescription())
 
 
 # ------------------------------------------------------------------------- methods
