@@ -11,3 +11,6 @@ from .registration import (EmbeddingRegistration, fit_affine_robust, kabsch,  # 
                            register_with_embeddings, save_registration)
 __all__ += ['kabsch', 'fit_affine_robust', 'register_with_embeddings', 'save_registration',
             'EmbeddingRegistration']
+from .eve import (eve_embed_images, eve_embed_patches, eve_norm_params,  # noqa: E402
+                  extract_patches)
+__all__ += ['eve_embed_images', 'eve_embed_patches', 'eve_norm_params', 'extract_patches']

@@ -190,7 +190,6 @@ def register_bspline(template: MedicalImage, target: MedicalImage, preset: str =
     The returned transform is the composite ``affine(bspline(x))``: the B-spline acts in the
     template (fixed) space, the affine then carries the point into the target.
     """
-    import SimpleITK as sitk
     cfg = _config(preset, overrides)
     t0 = time.perf_counter()
     fixed, moving = _prepare(template, cfg['spacing']), _prepare(target, cfg['spacing'])

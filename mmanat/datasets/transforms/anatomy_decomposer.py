@@ -2,7 +2,7 @@
 grid."""
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 from mmcv.transforms import BaseTransform

@@ -7,7 +7,7 @@ inter-modality loss unchanged: positives are voxel pairs within 2 mm in world co
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 from mmcv.transforms import BaseTransform

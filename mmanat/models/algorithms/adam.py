@@ -1,7 +1,7 @@
 """Adam (SPEC 4): MoCo v2 with a memory-bank queue, trained coarse-to-fine on anatomy parts
 (Anatomy Decomposer) with the Purposive Pruner."""
 import copy
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 import torch.distributed as torch_dist

@@ -1,6 +1,6 @@
 """Purposive Pruner (Adam, SPEC 4): InfoNCE over a memory bank with too-similar bank keys
 masked out of each query's denominator."""
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F

@@ -1,6 +1,5 @@
 """TwoViewXrayAugment: shapes, normalisation, no flip, geometry of the warp; packing."""
 import numpy as np
-import pytest
 
 from mmanat.datasets.transforms.pack_two_view_inputs import PackTwoViewInputs
 from mmanat.datasets.transforms.two_view_xray_augment import TwoViewXrayAugment, warp_crop

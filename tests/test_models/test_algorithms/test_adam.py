@@ -3,7 +3,6 @@ and the queue surviving stage changes driven by AnatomyStageHook."""
 import os.path as osp
 import sys
 
-import pytest
 import torch
 
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
