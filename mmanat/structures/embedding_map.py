@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from ..utils.exceptions import InvalidInputError
+from .grid import GridMixin
 
 if TYPE_CHECKING:  # torch is imported lazily: mmanat.structures stays numpy-only to import
     import torch
@@ -41,7 +42,7 @@ def _vec3(value, what: str) -> np.ndarray:
 
 
 @dataclass
-class GridGeometry:
+class GridGeometry(GridMixin):
     """The geometry of a 3D voxel grid, with the conventions of
     :class:`~mmanat.structures.MedicalImage` but without pixel data.
 
@@ -99,53 +100,8 @@ class GridGeometry:
 
     # ---------------------------------------------------------------- properties
     @property
-    def size(self) -> np.ndarray:
-        """ITK-order size ``(nx, ny, nz)``."""
-        return np.array(self.shape[::-1], dtype=np.int64)
-
-    @property
     def num_voxels(self) -> int:
         return int(np.prod(self.shape))
-
-    @property
-    def affine(self) -> np.ndarray:
-        """4x4 matrix mapping ITK index ``(i, j, k, 1)`` to LPS mm."""
-        mat = np.eye(4)
-        mat[:3, :3] = self.direction * self.spacing[None, :]
-        mat[:3, 3] = self.origin
-        return mat
-
-    # ---------------------------------------------------------------- conversions
-    def index_to_world(self, index) -> np.ndarray:
-        """Continuous ITK indices ``(..., 3)`` (i, j, k) -> world LPS mm."""
-        index = np.asarray(index, dtype=np.float64)
-        return index @ (self.direction * self.spacing[None, :]).T + self.origin
-
-    def world_to_index(self, points) -> np.ndarray:
-        """World LPS mm ``(..., 3)`` -> continuous ITK indices (i, j, k)."""
-        points = np.asarray(points, dtype=np.float64)
-        inv = np.linalg.inv(self.direction * self.spacing[None, :])
-        return (points - self.origin) @ inv.T
-
-    def array_index_to_world(self, array_index) -> np.ndarray:
-        """Numpy-order indices ``(..., 3)`` (z, y, x) -> world LPS mm."""
-        return self.index_to_world(np.asarray(array_index, dtype=np.float64)[..., ::-1])
-
-    def world_to_array_index(self, points) -> np.ndarray:
-        """World LPS mm -> continuous numpy-order indices (z, y, x)."""
-        return self.world_to_index(points)[..., ::-1]
-
-    def contains_world(self, points, margin: float = 0.5) -> np.ndarray:
-        """Which world points lie inside the grid (``margin`` in voxels beyond the outer
-        voxel centres; 0.5 = the voxel edges)."""
-        idx = self.world_to_index(points)
-        return np.all((idx >= -margin) & (idx <= self.size - 1 + margin), axis=-1)
-
-    def world_bounds(self):
-        """Axis-aligned world bounding box ``(min_xyz, max_xyz)`` of the voxel centres."""
-        corners = np.array(np.meshgrid(*[[0, s - 1] for s in self.size], indexing='ij'))
-        world = self.index_to_world(corners.reshape(3, -1).T)
-        return world.min(0), world.max(0)
 
     def allclose(self, other: 'GridGeometry', tol: float = 1e-5) -> bool:
         """True if ``other`` is the same grid (shape, spacing, origin, direction)."""

@@ -21,6 +21,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from ..utils.exceptions import InvalidInputError
+from .grid import GridMixin
 
 MODALITIES = ('CT', 'MR', 'XR', 'OT')
 
@@ -37,7 +38,7 @@ def _as_float_vector(value, ndim: int, what: str, source: str) -> np.ndarray:
 
 
 @dataclass
-class MedicalImage:
+class MedicalImage(GridMixin):
     """An image array with its physical geometry.
 
     Args:
@@ -100,55 +101,9 @@ class MedicalImage:
         return self.array.ndim
 
     @property
-    def size(self) -> np.ndarray:
-        """Image size in ITK order ``(nx, ny[, nz])``."""
-        return np.array(self.array.shape[::-1], dtype=np.int64)
-
-    @property
     def shape(self):
         """Array shape, numpy order ``(z, y, x)`` / ``(y, x)``."""
         return self.array.shape
-
-    @property
-    def affine(self) -> np.ndarray:
-        """Homogeneous ``(ndim+1)^2`` matrix mapping ITK index ``(i, j[, k], 1)`` to LPS mm."""
-        n = self.ndim
-        mat = np.eye(n + 1)
-        mat[:n, :n] = self.direction * self.spacing[None, :]
-        mat[:n, n] = self.origin
-        return mat
-
-    # ------------------------------------------------------------------ geometry
-    def index_to_world(self, index) -> np.ndarray:
-        """ITK continuous indices ``(..., ndim)`` (order i, j[, k]) -> world LPS mm."""
-        index = np.asarray(index, dtype=np.float64)
-        return index @ (self.direction * self.spacing[None, :]).T + self.origin
-
-    def world_to_index(self, points) -> np.ndarray:
-        """World LPS mm ``(..., ndim)`` -> continuous ITK indices (order i, j[, k])."""
-        points = np.asarray(points, dtype=np.float64)
-        inv = np.linalg.inv(self.direction * self.spacing[None, :])
-        return (points - self.origin) @ inv.T
-
-    def array_index_to_world(self, array_index) -> np.ndarray:
-        """Numpy-order indices ``(z, y, x)`` -> world LPS mm."""
-        return self.index_to_world(np.asarray(array_index, dtype=np.float64)[..., ::-1])
-
-    def world_to_array_index(self, points) -> np.ndarray:
-        """World LPS mm -> continuous numpy-order indices ``(z, y, x)``."""
-        return self.world_to_index(points)[..., ::-1]
-
-    def contains_world(self, points, margin: float = 0.5) -> np.ndarray:
-        """Boolean mask: which world points fall inside the image (``margin`` in voxels)."""
-        idx = self.world_to_index(points)
-        return np.all((idx >= -margin) & (idx <= self.size - 1 + margin), axis=-1)
-
-    def world_bounds(self):
-        """Axis-aligned world bounding box ``(min_xyz, max_xyz)`` of the voxel centres."""
-        corners = np.array(np.meshgrid(*[[0, s - 1] for s in self.size], indexing='ij'))
-        corners = corners.reshape(self.ndim, -1).T
-        world = self.index_to_world(corners)
-        return world.min(0), world.max(0)
 
     def same_geometry(self, other: 'MedicalImage', tol: float = 1e-5) -> bool:
         """True if ``other`` lies on exactly the same grid."""
