@@ -37,7 +37,8 @@ def parse_args(argv=None):
     p.add_argument('inputs', nargs='+', help='volume files and/or folders')
     p.add_argument('--config', default=None,
                    help='model config (default: the config stored in the checkpoint)')
-    p.add_argument('--checkpoint', default=None, help='trained checkpoint (.pth)')
+    p.add_argument('--checkpoint', default=None, help='trained checkpoint (.pth); default: the shipped SAM model '
+                   'checkpoints/sam_default.pth')
     p.add_argument('--random-init', action='store_true',
                    help='random weights of --config (pipeline tests only)')
     p.add_argument('--out-dir', default=osp.join('outputs', 'embeddings'),
@@ -155,16 +156,12 @@ def _run(args) -> int:
     from mmanat.fileio import read_volume
     from mmanat.utils.exceptions import InvalidInputError, MMAnatError
 
-    if args.checkpoint is None and not args.random_init:
-        raise InvalidInputError('--checkpoint is required (or --random-init --config C for '
-                                'a pipeline test with random weights).')
-    if args.random_init and args.config is None:
-        raise InvalidInputError('--random-init needs --config.')
+    from mmanat.apis.model_zoo import resolve_checkpoint
+    checkpoint = resolve_checkpoint(args.checkpoint, args.random_init, args.config, 'sam')
     rank, world, dist_device = _dist_setup(args.launcher)
     items = collect_inputs(args.inputs, args.exclude)
     mine = items[args.part_id::args.num_parts][rank::world]
-    model = init_model(args.config, None if args.random_init else args.checkpoint,
-                       device=args.device or dist_device)
+    model = init_model(args.config, checkpoint, device=args.device or dist_device)
     os.makedirs(args.out_dir, exist_ok=True)
     tile = args.tile_size if args.tile_size else None
     done, kept, failed = 0, 0, []

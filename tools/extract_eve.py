@@ -32,9 +32,11 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].replace('\n', ' '),
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('inputs', nargs='+', help='radiograph files (PNG/JPEG/DICOM/NIfTI)')
-    p.add_argument('--config', required=True, help='Adam model config')
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument('--checkpoint', default=None, help='trained Adam checkpoint (.pth)')
+    p.add_argument('--config', default=None, help='Adam model config (default: the one stored '
+                   'in the checkpoint)')
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--checkpoint', default=None, help='trained Adam checkpoint (.pth); default: the shipped '
+                   'checkpoints/adam_default.pth')
     g.add_argument('--random-init', action='store_true',
                    help='no checkpoint: random weights (a baseline, for tests)')
     p.add_argument('--out', required=True, help='output .npz file')
@@ -68,8 +70,10 @@ def main(argv=None) -> int:
             raise InvalidInputError(f'config {args.config} not found.')
         if not args.out.endswith('.npz'):
             raise InvalidInputError(f'--out {args.out} must end with .npz.')
-        model = init_model(args.config, None if args.random_init else args.checkpoint,
-                           device=args.device)
+        from mmanat.apis.model_zoo import resolve_checkpoint
+        args.checkpoint = resolve_checkpoint(args.checkpoint, args.random_init, args.config,
+                                             'adam')
+        model = init_model(args.config, args.checkpoint, device=args.device)
         norm = eve_norm_params(getattr(model, 'cfg', None))
         size = int(args.size or norm['size'])
         kw = dict(mean=norm['mean'], std=norm['std'], channels=norm['channels'],

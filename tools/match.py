@@ -37,8 +37,9 @@ def parse_args(argv=None):
         epilog='Cache files (.emb.pt from tools/embed.py) may replace any image.',
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', help='model config (default: the one stored in the checkpoint)')
-    p.add_argument('--checkpoint', help='trained checkpoint (.pth); needed unless every image '
-                   'is an embedding cache')
+    p.add_argument('--checkpoint', help='trained checkpoint (.pth); default: the shipped '
+                   'SAM model, checkpoints/sam_default.pth (not needed when every image is an '
+                   'embedding cache)')
     p.add_argument('--random-init', action='store_true',
                    help='random weights of --config instead of a checkpoint (pipeline tests)')
     p.add_argument('--template', required=True, help='template image (or .emb.pt cache)')
@@ -126,9 +127,9 @@ def _run(args) -> int:
     model = None
     if need_model:
         if args.checkpoint is None and not args.random_init:
-            raise InvalidInputError('--checkpoint is required to embed images (or give '
-                                    '.emb.pt caches made by tools/embed.py); --random-init '
-                                    'with --config runs the pipeline with random weights.')
+            from mmanat.apis.model_zoo import default_checkpoint
+            args.checkpoint = default_checkpoint('sam')
+            print(f'[match] no --checkpoint: using the shipped {args.checkpoint}')
         if args.random_init and args.config is None:
             raise InvalidInputError('--random-init needs --config.')
         model = init_model(args.config, None if args.random_init else args.checkpoint,

@@ -2,7 +2,11 @@
 """Turn a training checkpoint into a small release checkpoint: model weights only (optionally
 fp16), the config kept in ``meta['cfg']``, and print its SHA-256 for the model zoo.
 
-    python tools/publish_checkpoint.py work_dirs/x/iter_20000.pth checkpoints/sam_default.pth
+    python tools/publish_checkpoint.py work_dirs/x/iter_20000.pth checkpoints/sam_default.pth \
+        --fp16 --zoo --task sam --config configs/sam/sam_tiny_synthetic_ct_cpu.py
+
+With ``--zoo`` the file is listed in ``model_zoo.json`` next to it (SHA-256, size, config,
+task): mmanat then verifies the hash every time the checkpoint is loaded.
 """
 import argparse
 import hashlib
@@ -19,6 +23,14 @@ def main(argv=None):
     parser.add_argument('src')
     parser.add_argument('dst')
     parser.add_argument('--fp16', action='store_true', help='store float tensors as fp16')
+    parser.add_argument('--zoo', action='store_true',
+                        help='list the file in the model_zoo.json of its folder')
+    parser.add_argument('--task', default='sam',
+                        help='model zoo task: sam, semantic, ct_mr, adam (with --zoo)')
+    parser.add_argument('--config', default=None,
+                        help='config file the checkpoint was trained with (with --zoo; default: '
+                        'the file name recorded in the checkpoint)')
+    parser.add_argument('--description', default='', help='one line for the zoo entry')
     args = parser.parse_args(argv)
     import torch
 
@@ -40,6 +52,16 @@ def main(argv=None):
     h = hashlib.sha256(open(args.dst, 'rb').read()).hexdigest()
     size = osp.getsize(args.dst) / 2 ** 20
     print(f'{args.dst}: {size:.2f} MiB, iter {meta.get("iter")}, sha256 {h}')
+    if args.zoo:
+        from mmanat.apis.model_zoo import register_checkpoint
+        config = args.config
+        if config is None:
+            cfg = meta.get('cfg')
+            config = getattr(cfg, 'filename', None) or '(stored in the checkpoint)'
+        entry = register_checkpoint(args.dst, task=args.task, config=config,
+                                    description=args.description, iter=meta.get('iter'),
+                                    source=meta['source'])
+        print(f'listed in {osp.join(osp.dirname(args.dst) or ".", "model_zoo.json")}: {entry}')
     return 0
 
 

@@ -30,7 +30,11 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', help='model config (default: the one stored in the checkpoint)')
-    p.add_argument('--checkpoint', help='trained checkpoint (.pth)')
+    p.add_argument('--checkpoint', help='trained checkpoint (.pth); default: the shipped '
+                   'model of --checkpoint-task')
+    p.add_argument('--checkpoint-task', default='ct_mr', choices=['ct_mr', 'sam'],
+                   help='shipped default when no --checkpoint: ct_mr = UAE-M '
+                   '(checkpoints/uae_m_default.pth, any modality pair), sam = SAM (CT)')
     p.add_argument('--random-init', action='store_true',
                    help='random weights of --config instead of a checkpoint (pipeline tests)')
     p.add_argument('--moving', required=True, help='moving image (e.g. the MR)')
@@ -73,15 +77,13 @@ def _run(args) -> int:
         if not osp.exists(path):
             raise InvalidInputError(f'{path}: file not found (working directory '
                                     f'{os.getcwd()}).')
-    if args.checkpoint is None and not args.random_init:
-        raise InvalidInputError('--checkpoint is required (or --random-init with --config to '
-                                'test the pipeline with random weights).')
-    if args.random_init and args.config is None:
-        raise InvalidInputError('--random-init needs --config.')
+    from mmanat.apis.model_zoo import resolve_checkpoint
+    checkpoint = resolve_checkpoint(args.checkpoint, args.random_init, args.config,
+                                    'ct_mr' if args.checkpoint_task == 'ct_mr' else 'sam',
+                                    announce=not args.quiet)
     say = (lambda *a: None) if args.quiet else print
     say('loading the model ...')
-    model = init_model(args.config, None if args.random_init else args.checkpoint,
-                       device=args.device)
+    model = init_model(args.config, checkpoint, device=args.device)
     moving = read_volume(args.moving, modality=args.moving_modality)
     fixed = read_volume(args.fixed, modality=args.fixed_modality)
     res = register_with_embeddings(

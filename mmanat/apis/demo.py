@@ -18,17 +18,17 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..utils.exceptions import InvalidInputError, MMAnatError
+from .model_zoo import DEFAULT_CHECKPOINTS as DEFAULT_CHECKPOINT_FILES
+from .model_zoo import default_checkpoint
 
 SAMPLES = osp.join('data', 'samples')
 DEFAULT_TEMPLATE = osp.join(SAMPLES, 'ct', 'lung1.nrrd')
 DEFAULT_TEMPLATE_LABEL = osp.join(SAMPLES, 'ct', 'lung1_label.nrrd')
 DEFAULT_TARGET = osp.join(SAMPLES, 'ct', 'lung2.nrrd')
 DEFAULT_OUT = osp.join('outputs', 'demo_match.png')
-DEFAULT_CHECKPOINTS = {
-    'sam': osp.join('checkpoints', 'sam_default.pth'),
-    'semantic': osp.join('checkpoints', 'uae_s_default.pth'),
-    'ct_mr': osp.join('checkpoints', 'uae_m_default.pth'),
-}
+#: demo kind -> shipped default checkpoint (see :mod:`mmanat.apis.model_zoo`)
+DEFAULT_CHECKPOINTS = {k: osp.join('checkpoints', DEFAULT_CHECKPOINT_FILES[k])
+                       for k in ('sam', 'semantic', 'ct_mr')}
 
 
 def build_parser(description: str, kind: str = 'sam', stable_points: bool = False
@@ -81,13 +81,14 @@ def _resolve_checkpoint(args, kind: str) -> Optional[str]:
         return None
     if args.checkpoint:
         return args.checkpoint
-    default = DEFAULT_CHECKPOINTS[kind]
-    if osp.isfile(default):
+    default = default_checkpoint(kind, must_exist=False)
+    if default is not None:
         return default
     raise InvalidInputError(
         f'no checkpoint: pass --checkpoint PATH (a model trained with tools/train.py, e.g. '
-        f'work_dirs/<config>/iter_20000.pth) or put one at {default}; no trained '
-        'checkpoint ships with mmanat yet. To try the pipeline with random weights: '
+        f'work_dirs/<config>/iter_20000.pth); the shipped default {DEFAULT_CHECKPOINTS[kind]} '
+        'is missing (restore it with `git checkout -- checkpoints/` or set '
+        'MMANAT_CHECKPOINT_DIR). To try the pipeline with random weights: '
         '--random-init --config configs/_base_/models/sam_tiny.py.')
 
 

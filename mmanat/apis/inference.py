@@ -27,6 +27,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from .model_zoo import sha256_file
 from ..structures.embedding_map import EmbeddingMaps, GridGeometry
 from ..structures.image import MedicalImage
 from ..utils.exceptions import InvalidInputError
@@ -62,14 +63,6 @@ def _config_and_name(config, checkpoint_meta: Optional[dict], checkpoint: Option
             f'{path}: config file not found (working directory {os.getcwd()}); pass a config '
             'such as configs/sam/sam_r18_fpn_ct.py.')
     return Config.fromfile(path), osp.splitext(osp.basename(path))[0]
-
-
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 22), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 def state_dict_sha256(model: torch.nn.Module) -> str:
@@ -109,6 +102,9 @@ def _load_checkpoint_file(checkpoint: str) -> dict:
         raise InvalidInputError(
             f'{path}: checkpoint not found (working directory {os.getcwd()}); pass the .pth '
             'file written by tools/train.py (work_dirs/<config>/iter_*.pth).')
+    # a shipped checkpoint (listed in the model_zoo.json beside it) must match its SHA-256
+    from .model_zoo import verify_checkpoint
+    verify_checkpoint(path)
     allow_mmengine_checkpoint_globals()
     try:
         ckpt = torch.load(path, map_location='cpu', weights_only=True)
@@ -217,7 +213,7 @@ def init_model(config=None, checkpoint: Optional[str] = None,
         path = os.fspath(checkpoint)
         _fit_state_dict(model, _state_dict_of(ckpt, path), path, config_name)
         identity = dict(config=config_name, checkpoint=osp.basename(path),
-                        sha256=_sha256_file(path), source='checkpoint')
+                        sha256=sha256_file(path), source='checkpoint')
     else:
         identity = dict(config=config_name, checkpoint=None, sha256=state_dict_sha256(model),
                         source='random-init')

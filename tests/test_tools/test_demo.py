@@ -56,7 +56,8 @@ def test_demo_stable_points_and_ras_point(tmp_path, capsys):
 
 
 def test_demo_without_checkpoint_explains(tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no checkpoints/sam_default.pth here
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('MMANAT_CHECKPOINT_DIR', str(tmp_path))  # no sam_default.pth here
     assert main('demo', argv=[]) == 2
     err = capsys.readouterr().err
     assert '--checkpoint' in err and 'checkpoints/sam_default.pth' in err

@@ -62,10 +62,12 @@ def test_register_cli_writes_outputs(setup, tool, tmp_path, capsys):
     assert osp.isfile(out / 'affine.tfm')
 
 
-def test_register_cli_clear_errors(setup, tool, tmp_path, capsys):
+def test_register_cli_clear_errors(setup, tool, tmp_path, capsys, monkeypatch):
     code = tool.main(['--checkpoint', setup['checkpoint'], '--moving', 'nope.nii.gz',
                       '--fixed', setup['fixed'], '--out-dir', str(tmp_path)])
     assert code == 2 and 'nope.nii.gz: file not found' in capsys.readouterr().err
+    monkeypatch.setenv('MMANAT_CHECKPOINT_DIR', str(tmp_path))  # no shipped default here
     code = tool.main(['--moving', setup['moving'], '--fixed', setup['fixed'], '--out-dir',
                       str(tmp_path)])
-    assert code == 2 and '--checkpoint is required' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and 'uae_m_default.pth' in err and '--checkpoint PATH' in err

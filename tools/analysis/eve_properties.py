@@ -37,8 +37,9 @@ def parse_args(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--config', default=osp.join(ROOT, 'configs', 'adam',
                                                 'adam_r18_synthetic_cpu.py'))
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument('--checkpoint', default=None, help='trained Adam checkpoint (.pth)')
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--checkpoint', default=None, help='trained Adam checkpoint (.pth); default: the shipped '
+                   'checkpoints/adam_default.pth')
     g.add_argument('--random-init', action='store_true', help='random weights (baseline)')
     p.add_argument('--num-subjects', type=int, default=6)
     p.add_argument('--base-seed', type=int, default=1000)
@@ -167,8 +168,9 @@ def main(argv=None) -> int:
               'Eve.', file=sys.stderr)
     import torch
     torch.manual_seed(args.seed)  # reproducible random-init baseline
-    model = init_model(args.config, None if args.random_init else args.checkpoint,
-                       device=args.device)
+    from mmanat.apis.model_zoo import resolve_checkpoint
+    args.checkpoint = resolve_checkpoint(args.checkpoint, args.random_init, args.config, 'adam')
+    model = init_model(args.config, args.checkpoint, device=args.device)
     norm = eve_norm_params(getattr(model, 'cfg', None))
     size = int(args.size or norm['size'])
     kw = dict(mean=norm['mean'], std=norm['std'], channels=norm['channels'])

@@ -30,7 +30,7 @@ class PackSAMInputs(BaseTransform):
     Required keys: ``view_imgs``, ``view_coords``, ``view_valid``.
 
     Args:
-        meta_keys: keys of ``results`` copied into ``meta`` when present.
+        meta_keys: keys of ``results`` copied into ``meta`` (``None`` when absent).
     """
 
     def __init__(self, meta_keys: Sequence[str] = ('subject_id', 'img_path', 'modality')):
@@ -50,7 +50,9 @@ class PackSAMInputs(BaseTransform):
                 f'PackSAMInputs: inconsistent shapes view_imgs {imgs.shape}, view_coords '
                 f'{coords.shape}, view_valid {valid.shape}; expected (V, D, H, W), '
                 '(V, 3, D, H, W), (V, D, H, W).')
-        meta = {k: results[k] for k in self.meta_keys if k in results}
+        # every meta key is present (None when the item has none), so items from different
+        # datasets (e.g. synthetic subjects and real volumes) collate into one batch
+        meta = {k: results.get(k) for k in self.meta_keys}
         tv = dict(results.get('two_view_meta') or {})
         meta.update(tv)
         geoms = results.get('view_geometries')

@@ -6,3 +6,6 @@ __all__ = [
     'LandmarkMetric', 'radial_errors', 'summarize_errors', 'landmark_summary',
     'LesionTrackingMetric', 'lesion_tracking_metrics'
 ]
+from .multilabel_auc import MultiLabelAUC, mean_auc, roc_auc  # noqa: E402
+
+__all__ += ['MultiLabelAUC', 'mean_auc', 'roc_auc']

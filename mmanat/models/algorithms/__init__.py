@@ -4,3 +4,4 @@ from .uae_s import UAES
 __all__ = ['SAM', 'UAES']
 
 from .adam import Adam  # noqa: F401,E402
+from .radiograph_classifier import RadiographClassifier  # noqa: F401,E402
