@@ -6,3 +6,4 @@ from . import synthetic_radiograph_dataset  # noqa: F401
 from . import cross_subject_pair_dataset  # noqa: F401
 from . import pair_collate  # noqa: F401
 from . import samplers  # noqa: F401
+from . import paired_volume_dataset  # noqa: F401

@@ -7,11 +7,11 @@ API are imported inside the functions that use them.
 from .baselines import (IdentityMethod, RegistrationResult, SitkAffineMethod,
                         SitkBSplineMethod, default_baselines, register_affine,
                         register_bspline, transform_points)
-from .benchmark_runner import (BenchmarkTable, MMAnatMethod, mmanat_methods,
-                               run_landmark_benchmark, run_lesion_benchmark,
+from .benchmark_runner import (BenchmarkTable, EmbeddingRegistrationMethod, MMAnatMethod,
+                               mmanat_methods, run_landmark_benchmark, run_lesion_benchmark,
                                run_speed_benchmark)
 from .cases import (LandmarkCase, LesionCase, RandomDeformation, cross_subject_cases,
-                    deform_case, deformation_cases, longitudinal_lesion_cases,
+                    ct_mr_registration_cases, deform_case, deformation_cases, longitudinal_lesion_cases,
                     random_deformation, sample_body_points, warp_image)
 from .dlt_format import (LesionPair, attach_predictions, evaluate_dlt, mm_to_voxel,
                          read_dlt_json, read_predictions, voxel_to_mm, write_dlt_json,
@@ -32,8 +32,8 @@ __all__ = [
     # cases
     'LandmarkCase', 'LesionCase', 'RandomDeformation', 'random_deformation', 'deform_case',
     'warp_image', 'sample_body_points', 'deformation_cases', 'cross_subject_cases',
-    'longitudinal_lesion_cases',
+    'longitudinal_lesion_cases', 'ct_mr_registration_cases',
     # runner
-    'BenchmarkTable', 'MMAnatMethod', 'mmanat_methods', 'run_landmark_benchmark',
-    'run_lesion_benchmark', 'run_speed_benchmark'
+    'BenchmarkTable', 'EmbeddingRegistrationMethod', 'MMAnatMethod', 'mmanat_methods',
+    'run_landmark_benchmark', 'run_lesion_benchmark', 'run_speed_benchmark'
 ]

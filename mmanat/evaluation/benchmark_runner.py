@@ -222,6 +222,26 @@ class MMAnatMethod:
         return np.asarray(res.points, dtype=np.float64)
 
 
+class EmbeddingRegistrationMethod:
+    """Embedding-driven registration (UAE-M, :func:`mmanat.apis.register_with_embeddings`) as
+    a benchmark method: the target (moving) is registered to the template (fixed) from
+    confident grid matches (rigid, robust affine, optional SimpleITK B-spline), and the
+    template points are mapped through the transform. ``last_result`` keeps the latest
+    :class:`~mmanat.apis.EmbeddingRegistration`."""
+
+    def __init__(self, model, name: str, deformable: str = 'bspline', **kwargs):
+        self.model, self.name, self.deformable = model, name, deformable
+        self.kwargs = dict(kwargs)
+        self.last_result = None
+
+    def __call__(self, template, points_mm, target) -> np.ndarray:
+        from ..apis import register_with_embeddings
+        self.last_result = register_with_embeddings(
+            self.model, target, template, deformable=self.deformable, warp=False,
+            **self.kwargs)
+        return self.last_result.map_fixed_to_moving(np.asarray(points_mm, dtype=np.float64))
+
+
 def mmanat_methods(configs: Sequence[str], checkpoints: Sequence[Optional[str]],
                    names: Optional[Sequence[str]] = None, device: Optional[str] = None,
                    stable: bool = True) -> List[MMAnatMethod]:

@@ -1,0 +1,24 @@
+# UAE-M stage 2 on registered CT/MR pairs listed in a CSV (columns ct,mr; both volumes on the
+# CT grid), as written by each round of tools/uae_m_recipe.py. Quarter-width SAM on CPU:
+# inter-modality crops (48, 64, 64) at 2 mm with +-5 voxel jitter per border.
+#
+#   python tools/train.py configs/sam/uae_m_recipe_tiny_cpu.py --cfg-options \
+#       load_from=STAGE1.pth train_dataloader.dataset.ann_file=work_dirs/uae_m_recipe/round1/pairs.csv
+_base_ = ['./uae_m_tiny_synthetic_cpu.py']
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        _delete_=True, type='PairedVolumeDataset', ann_file='', cache=True,
+        pipeline=[
+            dict(type='RandomInterModalityCrop', patch_size=(48, 64, 64), spacing=2.0,
+                 jitter=5),
+            dict(type='RandomIntensityAugment', blur_prob=0.5, blur_sigma_mm=(0.0, 4.0),
+                 noise_prob=0.5, noise_std=(0.0, 4.0)),
+            dict(type='PackSAMInputs', meta_keys=('subject_id', 'modality',
+                                                  'view_modalities')),
+        ]))
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=150)
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=50,
+                                     max_keep_ckpts=1))
