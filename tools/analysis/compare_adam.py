@@ -139,7 +139,7 @@ def main(argv=None) -> int:
         print(f'{name}: locality {res["locality_top1"]:.3f}, comp gap {res["comp_gap"]:.4f}, '
               f'mAUC {auc["mAUC"]:.3f}', flush=True)
     head = ('| model | locality top-1 | chance | comp. cos quadrants | comp. cos random | '
-            'comp. gap | linear probe mAUC (10 %) | ' + ' | '.join(
+            f'comp. gap | linear probe mAUC ({args.label_fraction:.0%} labels) | ' + ' | '.join(
                 f'AUC {c}' for c in SYNTHETIC_XRAY_CLASSES) + ' |')
     lines = [head, '|' + '---|' * (7 + len(SYNTHETIC_XRAY_CLASSES))]
     for r in rows:

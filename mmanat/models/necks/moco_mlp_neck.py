@@ -18,14 +18,21 @@ class MoCoMLPNeck(BaseModule):
         hid_channels: hidden width.
         out_channels: embedding size.
         with_avg_pool: pool ``(N, C, H, W)`` maps to ``(N, C)`` first (else expects vectors).
+        with_bn: ``Linear - BatchNorm1d - ReLU - Linear`` (MoCo v3 / SimCLR style; not in
+            MoCo v2). Centring the hidden layer keeps the embeddings of a small, homogeneous
+            data set apart early in training; the small CPU config uses it (see there).
     """
 
     def __init__(self, in_channels: int = 2048, hid_channels: int = 2048,
-                 out_channels: int = 128, with_avg_pool: bool = True, init_cfg=None):
+                 out_channels: int = 128, with_avg_pool: bool = True, with_bn: bool = False,
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg or dict(type='Normal', std=0.01, layer='Linear'))
         self.with_avg_pool = bool(with_avg_pool)
-        self.mlp = nn.Sequential(nn.Linear(in_channels, hid_channels), nn.ReLU(inplace=True),
-                                 nn.Linear(hid_channels, out_channels))
+        layers = [nn.Linear(in_channels, hid_channels)]
+        if with_bn:
+            layers.append(nn.BatchNorm1d(hid_channels))
+        layers += [nn.ReLU(inplace=True), nn.Linear(hid_channels, out_channels)]
+        self.mlp = nn.Sequential(*layers)
 
     def forward(self, x: Union[torch.Tensor, Sequence[torch.Tensor]]) -> torch.Tensor:
         """``x``: a tensor or the backbone's tuple of outputs (the last one is used)."""
