@@ -1,9 +1,11 @@
 #!/usr/bin/env python
-"""UAE-M demo: find a point of a CT in an MR (a synthetic CT/MR pair of two subjects with a known
-landmark by default, or --template CT --target MR --point X Y Z).
+"""UAE-M demo: find a point of an MR in a CT (by default a landmark of a synthetic subject's
+MR, found in the CT of the same subject; or --template MR --target CT --point X Y Z, any
+modality pair).
 
 Examples::
 
+    python tools/demo_ct_mr.py            # shipped checkpoints/uae_m_default.pth
     python tools/demo_ct_mr.py --checkpoint work_dirs/<config>/iter_20000.pth
     python tools/demo_ct_mr.py --checkpoint K --template A.nii.gz --target B.nii.gz \
         --point X Y Z --space RAS

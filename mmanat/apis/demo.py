@@ -4,8 +4,8 @@ target scan, print the match with the time of every stage, save a three-plane PN
 With no arguments the demos run on the sample data (``data/samples``, fetched by
 ``tools/fetch_sample_data.py``): template ``ct/lung1.nrrd`` with the centre of its tumour
 mask (``ct/lung1_label.nrrd``) as the query, target ``ct/lung2.nrrd``. ``demo_ct_mr``
-matches a landmark of a synthetic CT in a synthetic MR of another subject (ground truth
-known) when :mod:`mmanat.datasets.synthetic` is available.
+matches a landmark of a synthetic subject's MR in the CT of the same subject (the MR moved
+by a known rigid + smooth deformation, so the ground truth is known).
 """
 from __future__ import annotations
 
@@ -46,10 +46,10 @@ def build_parser(description: str, kind: str = 'sam', stable_points: bool = Fals
                    'pipeline; the matches are meaningless)')
     p.add_argument('--template', default=None,
                    help=f'template volume (default: {DEFAULT_TEMPLATE}'
-                   + ('; or a synthetic CT)' if kind == 'ct_mr' else ')'))
+                   + ('; ct_mr: the MR of a synthetic subject)' if kind == 'ct_mr' else ')'))
     p.add_argument('--target', default=None,
                    help=f'target volume (default: {DEFAULT_TARGET}'
-                   + ('; or a synthetic MR of another subject)' if kind == 'ct_mr' else ')'))
+                   + ('; ct_mr: the CT of the same subject)' if kind == 'ct_mr' else ')'))
     p.add_argument('--point', type=float, nargs=3, metavar=('X', 'Y', 'Z'), default=None,
                    help='query point in world mm (see --space); default: the centre of '
                    '--template-label')
@@ -104,35 +104,26 @@ def label_centre(label_path: str) -> np.ndarray:
 
 
 def _synthetic_ct_mr(seed: int):
-    """(CT of subject A, MR of subject B, query landmark world mm in A, its true position in
-    B, landmark name), or None when the synthetic generator is absent."""
+    """(MR, CT, query world mm in the MR, its true position in the CT, landmark name) of ONE
+    synthetic subject: the CT and the MR of the same subject, the MR moved by a known rigid +
+    smooth deformation (as if scanned on another day; see
+    :func:`mmanat.evaluation.cases.ct_mr_registration_cases`), or None when the synthetic
+    generator is absent. The query is the named landmark deepest inside both images."""
     try:
-        from ..datasets.synthetic.phantom import generate_subject
-        from ..datasets.synthetic.renderers import render_ct, render_mr
+        from ..evaluation.cases import ct_mr_registration_cases
     except ImportError:
         return None
-    kw = dict(spacing=2.0, z_range=(250.0, 500.0), lesions=0)
-    a = generate_subject(seed, **kw)
-    b = generate_subject(seed + 1, **kw)
-    ct, mr = render_ct(a), render_mr(b, preset='T1')
-    common = [n for n in a.landmarks.names if n in b.landmarks.names]
-
-    def depth(subject, image, names):
-        # distance (mm) of each landmark to the border of the field of view (< 0: outside)
-        idx = image.world_to_index(np.stack([subject.landmarks[n] for n in names]))
-        vox = np.minimum(idx, image.size - 1 - idx) * image.spacing
-        return vox.min(1)
-
-    if not common:
-        raise InvalidInputError(f'synthetic subjects {seed}/{seed + 1} share no landmark.')
-    d = np.minimum(depth(a, ct, common), depth(b, mr, common))
-    if d.max() <= 0:
-        raise InvalidInputError(f'synthetic subjects {seed}/{seed + 1} share no landmark in '
-                                'their fields of view; try another --seed.')
-    name = common[int(np.argmax(d))]  # the landmark farthest inside both fields of view
-    i = a.landmarks.index(name)
-    ct.path, mr.path = f'synthetic_ct_subject{seed}', f'synthetic_mr_subject{seed + 1}'
-    return ct, mr, a.landmarks.xyz[i], b.landmarks[name], name
+    case = ct_mr_registration_cases(1, spacing=3.0, seed=seed, n_body_points=0,
+                                    edge_margin_mm=20.0)[0]
+    if len(case.names) == 0:
+        raise InvalidInputError(f'synthetic subject {seed}: no landmark inside both images; '
+                                'try another --seed.')
+    ct, mr = case.template, case.target
+    idx = mr.world_to_index(case.target_points)
+    depth = (np.minimum(idx, mr.size - 1 - idx) * mr.spacing).min(1)
+    i = int(np.argmax(depth))
+    ct.path, mr.path = f'synthetic_ct_subject{seed}', f'synthetic_mr_subject{seed}_moved'
+    return mr, ct, case.target_points[i], case.template_points[i], case.names[i]
 
 
 def _fmt(p, space='LPS') -> str:
@@ -162,7 +153,7 @@ def run_demo(args, kind: str = 'sam') -> Dict[str, object]:
             raise InvalidInputError('mmanat.datasets.synthetic is not available: pass '
                                     '--template CT --target MR --point X Y Z.')
         template, target, query, truth, what = syn
-        what = f'landmark {what!r} of the synthetic CT'
+        what = f'landmark {what!r} of the synthetic MR'
     else:
         template = read_volume(args.template or DEFAULT_TEMPLATE)
         target = read_volume(args.target or DEFAULT_TARGET)

@@ -61,3 +61,15 @@ def test_demo_without_checkpoint_explains(tmp_path, capsys, monkeypatch):
     assert main('demo', argv=[]) == 2
     err = capsys.readouterr().err
     assert '--checkpoint' in err and 'checkpoints/sam_default.pth' in err
+
+
+def test_demo_ct_mr_default_is_mr_to_ct_of_one_synthetic_subject(tmp_path, capsys):
+    """No images given: a landmark of a synthetic subject's (moved) MR is searched in the CT
+    of the same subject, and the error to the known position is printed."""
+    micro = osp.join(ROOT, 'tests', 'data', 'configs', 'sam_micro_cpu.py')
+    code = main('demo_ct_mr', kind='ct_mr',
+                argv=['--random-init', '--config', micro, '--out', str(tmp_path / 'm.png')])
+    assert code == 0 and osp.isfile(tmp_path / 'm.png')
+    text = capsys.readouterr().out
+    assert 'synthetic_mr_subject0_moved' in text and 'synthetic_ct_subject0' in text
+    assert 'truth' in text and 'error' in text
