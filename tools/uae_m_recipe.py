@@ -59,6 +59,9 @@ def parse_args(argv=None):
     p.add_argument('--score-threshold', type=float, default=0.5,
                    help='registration: keep matches with a score above it')
     p.add_argument('--no-baselines', action='store_true', help='skip the SimpleITK rows')
+    p.add_argument('--extra', nargs='+', default=[], metavar='NAME=CKPT',
+                   help='more checkpoints to evaluate in the same table (e.g. a stage 2 '
+                   'trained on perfectly aligned synthetic pairs)')
     p.add_argument('--device', default=None)
     p.add_argument('--work-dir', default=osp.join('work_dirs', 'uae_m_recipe'))
     p.add_argument('--out', default=None, help='markdown report (default WORK_DIR/report.md)')
@@ -193,6 +196,11 @@ def main(argv=None) -> int:
                          options=[f'train_dataloader.dataset.ann_file={osp.join(rd, "pairs.csv")}'])
             checkpoints[f'round {r} (M{r})'] = prev
 
+        for item in args.extra:
+            name, sep, ckpt = item.partition('=')
+            if not sep or not osp.isfile(ckpt):
+                raise SystemExit(f'--extra {item!r}: expected NAME=CHECKPOINT (an existing file)')
+            checkpoints[name] = ckpt
         methods = []
         for name, ckpt in checkpoints.items():
             model = init_model(None, ckpt, device=args.device)

@@ -1,5 +1,5 @@
 # Linear probe of Adam (Eve) on synthetic chest X-rays, CPU-sized (SPEC 4 downstream).
-# The ResNet-18 of checkpoints/adam_default.pth is frozen (BatchNorm statistics included);
+# The half-width ResNet-18 of checkpoints/adam_default.pth is frozen (BatchNorm statistics included);
 # a BatchNorm1d (no affine) + linear layer learns the 3 synthetic labels
 # (lesion, wide_body, large_belly). Metric: mean ROC AUC on 100 held-out subjects.
 #
@@ -15,9 +15,9 @@ _base_ = ['../_base_/default_runtime.py']
 view_size = 64
 model = dict(
     type='RadiographClassifier',
-    backbone=dict(type='mmdet.ResNet', depth=18, in_channels=1, num_stages=4,
+    backbone=dict(type='mmdet.ResNet', depth=18, in_channels=1, base_channels=32, num_stages=4,
                   out_indices=(3, ), norm_eval=False, style='pytorch'),
-    in_channels=512,
+    in_channels=256,
     num_classes=3,
     frozen_backbone=True,
     feat_norm=True,

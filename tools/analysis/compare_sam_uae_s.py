@@ -18,9 +18,10 @@ Example (checkpoints from ``tools/train.py``)::
         --uae-checkpoint work_dirs/uae_s_tiny_synthetic_cpu/iter_300.pth \
         --pairs 3 --out work_dirs/compare_sam_uae_s.json
 
-Without checkpoints the models keep their random initialisation: the script still runs end to
-end (useful to check the set-up and the timing) but then prints a warning, because the errors
-mean nothing.
+Without --sam-checkpoint / --uae-checkpoint the shipped checkpoints (checkpoints/sam_default.pth,
+checkpoints/uae_s_default.pth) are compared. With --random-init the models keep their random
+initialisation: the script still runs end to end (useful to check the set-up and the timing)
+but prints a warning, because the errors mean nothing.
 """
 import argparse
 import json
@@ -36,10 +37,17 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--sam-config', default='configs/sam/sam_tiny_synthetic_cpu.py')
-    p.add_argument('--sam-checkpoint', default=None, help='SAM .pth (default: random init)')
-    p.add_argument('--uae-config', default='configs/sam/uae_s_tiny_synthetic_cpu.py')
-    p.add_argument('--uae-checkpoint', default=None, help='UAE-S .pth (default: random init)')
+    p.add_argument('--sam-config', default=None,
+                   help='SAM config (default: the one stored in the checkpoint)')
+    p.add_argument('--sam-checkpoint', default=None,
+                   help='SAM .pth (default: the shipped checkpoints/sam_default.pth)')
+    p.add_argument('--uae-config', default=None,
+                   help='UAE-S config (default: the one stored in the checkpoint)')
+    p.add_argument('--uae-checkpoint', default=None,
+                   help='UAE-S .pth (default: the shipped checkpoints/uae_s_default.pth)')
+    p.add_argument('--random-init', action='store_true',
+                   help='random weights for both (needs --sam-config and --uae-config; only '
+                   'the timings mean anything)')
     p.add_argument('--pairs', type=int, default=2, help='template/target subject pairs')
     p.add_argument('--seed', type=int, default=100000,
                    help='seed of the first subject (keep it away from the training seeds)')
@@ -155,8 +163,12 @@ def main(argv=None):
     from mmanat.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     random_init = args.sam_checkpoint is None or args.uae_checkpoint is None
-    models = [('SAM', _load(args.sam_config, args.sam_checkpoint, args.device, 'SAM')),
-              ('UAE-S', _load(args.uae_config, args.uae_checkpoint, args.device, 'UAE'))]
+    from mmanat.apis.model_zoo import resolve_checkpoint
+    sam_ckpt = resolve_checkpoint(args.sam_checkpoint, args.random_init, args.sam_config, 'sam')
+    uae_ckpt = resolve_checkpoint(args.uae_checkpoint, args.random_init, args.uae_config,
+                                  'semantic')
+    models = [('SAM', _load(args.sam_config, sam_ckpt, args.device, 'SAM')),
+              ('UAE-S', _load(args.uae_config, uae_ckpt, args.device, 'UAE'))]
     if not hasattr(models[1][1], 'semantic_head'):
         print(f'note: {args.uae_config} builds no semantic head; UAE-S rows use 2 levels',
               file=sys.stderr)
