@@ -49,7 +49,13 @@ def _config_and_name(config, checkpoint_meta: Optional[dict], checkpoint: Option
                 'pass the config the checkpoint was trained with, e.g. '
                 'configs/sam/sam_r18_fpn_ct.py.')
         cfg = Config.fromstring(text, '.py') if isinstance(text, str) else Config(text)
-        # tools/train.py writes work_dirs/<config name>/iter_*.pth
+        # a shipped checkpoint: the config named in its model zoo entry; otherwise
+        # tools/train.py's layout, work_dirs/<config name>/iter_*.pth
+        from .model_zoo import load_zoo
+        entry = load_zoo(osp.dirname(os.fspath(checkpoint)) or '.').get(
+            osp.basename(os.fspath(checkpoint))) if checkpoint else None
+        if entry and entry.get('config'):
+            return cfg, osp.splitext(osp.basename(str(entry['config'])))[0]
         name = osp.basename(osp.dirname(osp.abspath(checkpoint))) if checkpoint else ''
         return cfg, name or str(checkpoint_meta.get('experiment_name') or 'checkpoint_config')
     if isinstance(config, Config):
