@@ -11,14 +11,7 @@ train_dataloader = dict(
     persistent_workers=False,
     dataset=dict(
         _delete_=True, type='PairedVolumeDataset', ann_file='', cache=True,
-        pipeline=[
-            dict(type='RandomInterModalityCrop', patch_size=(48, 64, 64), spacing=2.0,
-                 jitter=5),
-            dict(type='RandomIntensityAugment', blur_prob=0.5, blur_sigma_mm=(0.0, 4.0),
-                 noise_prob=0.5, noise_std=(0.0, 4.0)),
-            dict(type='PackSAMInputs', meta_keys=('subject_id', 'modality',
-                                                  'view_modalities')),
-        ]))
+        pipeline={{_base_.tiny_inter_pipeline}}))
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=150)
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=50,
                                      max_keep_ckpts=1))
