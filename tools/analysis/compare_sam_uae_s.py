@@ -162,11 +162,12 @@ def main(argv=None):
     from mmanat.fileio import atomic_path
     from mmanat.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    random_init = args.sam_checkpoint is None or args.uae_checkpoint is None
     from mmanat.apis.model_zoo import resolve_checkpoint
     sam_ckpt = resolve_checkpoint(args.sam_checkpoint, args.random_init, args.sam_config, 'sam')
     uae_ckpt = resolve_checkpoint(args.uae_checkpoint, args.random_init, args.uae_config,
                                   'semantic')
+    # after resolution: no checkpoint given means the shipped one, unless --random-init
+    random_init = sam_ckpt is None or uae_ckpt is None
     models = [('SAM', _load(args.sam_config, sam_ckpt, args.device, 'SAM')),
               ('UAE-S', _load(args.uae_config, uae_ckpt, args.device, 'UAE'))]
     if not hasattr(models[1][1], 'semantic_head'):
