@@ -77,3 +77,13 @@ def test_resolve_checkpoint_defaults(tmp_path, monkeypatch):
     assert resolve_checkpoint(None, random_init=True, config='c.py') is None
     with pytest.raises(InvalidInputError, match='--random-init needs --config'):
         resolve_checkpoint(None, random_init=True)
+
+
+def test_shipped_checkpoint_is_named_by_its_zoo_config():
+    """init_model(None, shipped) takes the config stored in the checkpoint and names the model
+    after the zoo entry's config (not after the checkpoints/ folder)."""
+    zoo = load_zoo(CKPT_DIR)
+    model = init_model(None, osp.join(CKPT_DIR, 'sam_default.pth'))
+    want = osp.splitext(osp.basename(zoo['sam_default.pth']['config']))[0]
+    assert model.mmanat_identity['config'] == want == 'sam_tiny_synthetic_ct_cpu'
+    assert model.mmanat_identity['sha256'] == zoo['sam_default.pth']['sha256']
