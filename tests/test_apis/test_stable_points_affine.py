@@ -4,7 +4,7 @@ transformed copy.
 The embeddings are analytic: every map voxel embeds the *anatomical* position of its centre
 (for the template its world position; for the copy ``A^-1 (y - t)``) with Fourier features,
 ``sim(p, p') = mean_k cos(w_k . (p - p'))``, exactly 1 only at ``p = p'``. The copy's grid is
-its own (axis-aligned, other spacing), the template's is oblique with a non-zero origin, so
+its own (axis-aligned, another extent), the template's is oblique with a non-zero origin, so
 the test exercises the whole world <-> map-grid geometry of the matcher as well as the
 neighbourhood fit. With an exact affine, the votes ``k - A (q - q0)`` of the 125 neighbours
 average out the fine-grid quantisation of each match, so the answer is far more precise than
@@ -12,13 +12,10 @@ one fine voxel (4 mm) or one source voxel (2 mm).
 """
 import numpy as np
 import pytest
-import torch
 
+from analytic_maps import analytic_maps, fourier_freqs
 from mmanat.apis import match
-from mmanat.structures.embedding_map import EmbeddingMaps, GridGeometry
-
-STRIDES = dict(fine=(2, 2, 2), coarse=(4, 16, 16))
-MODEL = dict(config='analytic_affine_standin', checkpoint='', sha256='0' * 64)
+from mmanat.structures.embedding_map import GridGeometry
 
 
 def _rotation(axis, deg):
@@ -28,32 +25,10 @@ def _rotation(axis, deg):
     return np.eye(3) + np.sin(a) * K + (1 - np.cos(a)) * K @ K
 
 
-def _freqs(rng, k, lo, hi):
-    d = rng.normal(size=(k, 3))
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    lam = np.exp(rng.uniform(np.log(lo), np.log(hi), k))
-    return d * (2 * np.pi / lam)[:, None]  # rad / mm, world (x, y, z)
-
-
-def _analytic_maps(input_grid: GridGeometry, to_anatomy, freqs) -> EmbeddingMaps:
-    """Maps whose voxels embed ``to_anatomy(world centre)``: (C, z, y, x), unit length."""
-    maps = {}
-    for level, stride in STRIDES.items():
-        g = input_grid.strided(stride)
-        idx = np.stack(np.meshgrid(*[np.arange(n) for n in g.shape], indexing='ij'), -1)
-        anat = to_anatomy(g.array_index_to_world(idx.reshape(-1, 3)))
-        phase = anat @ freqs[level].T  # (V, K)
-        feat = np.concatenate([np.cos(phase), np.sin(phase)], 1) / np.sqrt(phase.shape[1])
-        maps[level] = torch.from_numpy(
-            feat.T.reshape(-1, *g.shape).astype(np.float32)).contiguous()
-    return EmbeddingMaps(maps, dict(STRIDES), input_grid, input_grid, dict(MODEL),
-                         dict(source_path='<analytic>'))
-
-
 @pytest.fixture(scope='module')
 def affine_case():
     rng = np.random.default_rng(3)
-    freqs = dict(fine=_freqs(rng, 32, 40.0, 400.0), coarse=_freqs(rng, 32, 200.0, 1600.0))
+    freqs = fourier_freqs(seed=3)
     # template: oblique 2 mm grid, non-zero origin
     tpl_grid = GridGeometry((40, 48, 48), spacing=2.0, origin=(-41.0, 17.5, -233.0),
                             direction=_rotation((1.0, 2.0, 3.0), 20.0))
@@ -67,8 +42,8 @@ def affine_case():
     size_xyz = np.ceil((hi - lo) / 2.0).astype(int) + 1
     tgt_grid = GridGeometry(tuple(size_xyz[::-1]), spacing=2.0, origin=lo)
     A_inv = np.linalg.inv(A)
-    tpl = _analytic_maps(tpl_grid, lambda w: w, freqs)
-    tgt = _analytic_maps(tgt_grid, lambda y: (y - t) @ A_inv.T, freqs)
+    tpl = analytic_maps(tpl_grid, lambda w: w, freqs)
+    tgt = analytic_maps(tgt_grid, lambda y: (y - t) @ A_inv.T, freqs)
     # queries well inside the template (the 5x5x5 neighbourhood spans +-8 mm)
     centre = tpl_grid.index_to_world(np.array([23.5, 23.5, 19.5]))
     offsets = rng.uniform(-18.0, 18.0, (10, 3))
