@@ -27,7 +27,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .model_zoo import sha256_file
+from .model_zoo import load_zoo, sha256_file
 from ..structures.embedding_map import EmbeddingMaps, GridGeometry
 from ..structures.image import MedicalImage
 from ..utils.exceptions import InvalidInputError
@@ -51,7 +51,6 @@ def _config_and_name(config, checkpoint_meta: Optional[dict], checkpoint: Option
         cfg = Config.fromstring(text, '.py') if isinstance(text, str) else Config(text)
         # a shipped checkpoint: the config named in its model zoo entry; otherwise
         # tools/train.py's layout, work_dirs/<config name>/iter_*.pth
-        from .model_zoo import load_zoo
         entry = load_zoo(osp.dirname(os.fspath(checkpoint)) or '.').get(
             osp.basename(os.fspath(checkpoint))) if checkpoint else None
         if entry and entry.get('config'):

@@ -3,7 +3,8 @@ rigid + smooth deformation: the whole path of ``register_with_embeddings`` (body
 moved MR, matching, Kabsch rigid, robust affine, SimpleITK B-spline on the real CT/MR
 intensities) with oracle embeddings - analytic maps that embed each voxel's anatomical
 position, known from the deformation - so the test measures the registration machinery, not
-a trained model (the shipped CPU-trained UAE-M cannot match CT with MR yet, see the README).
+a trained model (the shipped CPU-trained UAE-M does not yet register CT with MR better than
+identity, see the README).
 
 Measured when written (seed 0, 4 mm, 47 landmarks + body points): identity 17.93 mm mean,
 landmark affine 2.84 mm (6.3x lower), affine + B-spline 3.39 mm (5.3x lower; the quick
