@@ -46,6 +46,9 @@ def parse_args(argv=None):
                    metavar=('X', 'Y', 'Z'), help='grid step over the moving body in mm')
     p.add_argument('--score-threshold', type=float, default=0.5,
                    help='keep matches with a similarity above it (<= 1)')
+    p.add_argument('--ransac-threshold', type=float, default=15.0,
+                   help='RANSAC inlier distance (mm) of the rigid fit; 0: Huber fits on all '
+                   'kept matches instead (only for models whose matches are mostly right)')
     p.add_argument('--cycle-tolerance', type=float, default=None,
                    help='also require the back-match within this many mm of the grid point')
     p.add_argument('--bspline-preset', default='quick', choices=['quick', 'default'],
@@ -91,10 +94,13 @@ def _run(args) -> int:
         score_threshold=args.score_threshold,
         deformable='none' if args.no_deformable else 'bspline',
         cycle_tolerance_mm=args.cycle_tolerance, bspline_preset=args.bspline_preset,
+        ransac_threshold_mm=args.ransac_threshold if args.ransac_threshold > 0 else None,
         progress=not args.quiet)
     paths = save_registration(res, args.out_dir)
     i = res.info
-    say(f'{i["n_kept"]} of {i["n_grid"]} matches kept, {i["n_inliers"]} affine inliers; '
+    ransac = (f'{i["n_ransac_inliers"]} RANSAC rigid inliers, ' if 'n_ransac_inliers' in i
+              else '')
+    say(f'{i["n_kept"]} of {i["n_grid"]} matches kept, {ransac}{i["n_inliers"]} affine inliers; '
         f'median residual rigid {i["rigid_residual_mm"]:.2f} mm, affine '
         f'{i["affine_residual_mm"]:.2f} mm; {i["total_s"]:.1f} s')
     for name, p in paths.items():

@@ -58,6 +58,9 @@ def parse_args(argv=None):
     p.add_argument('--test-seed', type=int, default=9000, help='first held-out subject seed')
     p.add_argument('--score-threshold', type=float, default=0.5,
                    help='registration: keep matches with a score above it')
+    p.add_argument('--ransac-threshold', type=float, default=15.0,
+                   help='registration: RANSAC inlier distance (mm) of the rigid fit; 0 = the '
+                   'Huber fits on all kept matches')
     p.add_argument('--no-baselines', action='store_true', help='skip the SimpleITK rows')
     p.add_argument('--extra', nargs='+', default=[], metavar='NAME=CKPT',
                    help='more checkpoints to evaluate in the same table (e.g. a stage 2 '
@@ -108,6 +111,10 @@ def training_pairs(args, pairs_dir):
     return cases
 
 
+def _ransac(args):
+    return args.ransac_threshold if args.ransac_threshold > 0 else None
+
+
 def register_round(model, cases, out_dir, args):
     """Register every training MR to its CT, write the aligned pairs and pairs.csv; returns
     the mean landmark error of these registrations (mm) against the known deformation."""
@@ -126,6 +133,7 @@ def register_round(model, cases, out_dir, args):
         try:
             reg = register_with_embeddings(model, case.target, case.template,
                                            score_threshold=args.score_threshold,
+                                           ransac_threshold_mm=_ransac(args),
                                            deformable='bspline', warp=True)
         except Exception as exc:  # noqa: BLE001 - a failed pair is left out and counted
             log(f'  subject {k}: registration failed ({exc}); pair left out')
@@ -163,8 +171,8 @@ def main(argv=None) -> int:
 
     from mmanat.apis import init_model
     from mmanat.evaluation import (EmbeddingRegistrationMethod, MMAnatMethod,
-                                   ct_mr_registration_cases, default_baselines,
-                                   run_landmark_benchmark)
+                                   SitkBSplineFromIdentityMethod, ct_mr_registration_cases,
+                                   default_baselines, run_landmark_benchmark)
     from mmanat.utils.exceptions import MMAnatError
     t_start = time.perf_counter()
     torch.manual_seed(0)
@@ -205,10 +213,13 @@ def main(argv=None) -> int:
         for name, ckpt in checkpoints.items():
             model = init_model(None, ckpt, device=args.device)
             methods.append(MMAnatMethod(model, f'{name} match'))
+            reg_kw = dict(score_threshold=args.score_threshold,
+                          ransac_threshold_mm=_ransac(args))
             methods.append(EmbeddingRegistrationMethod(
-                model, f'{name} register', score_threshold=args.score_threshold))
+                model, f'{name} register, landmark affine only', deformable='none', **reg_kw))
+            methods.append(EmbeddingRegistrationMethod(model, f'{name} register', **reg_kw))
         if not args.no_baselines:
-            for m in default_baselines(quick=True):
+            for m in default_baselines(quick=True) + [SitkBSplineFromIdentityMethod('quick')]:
                 if m.name != 'identity':
                     m.name = m.name + ' (MI)'
                 methods.append(m)
@@ -226,8 +237,10 @@ def main(argv=None) -> int:
         f'points), synthetic subjects at {args.spacing:g} mm; stage 2: {args.iters} '
         f'iterations per round on {args.train_subjects} training pairs.',
         '"match": each CT point matched in the MR by embedding similarity; "register": '
-        'embedding-driven registration (grid matches -> rigid -> robust affine -> SimpleITK '
-        'B-spline) maps the points; "(MI)": plain SimpleITK Mattes mutual information.',
+        'embedding-driven registration (grid matches -> RANSAC rigid -> robust affine -> '
+        'SimpleITK B-spline) maps the points ("landmark affine only": without the B-spline); '
+        '"(MI)": plain SimpleITK Mattes mutual information; "identity_bspline (MI)": the same '
+        'B-spline refinement started from the identity (what the deformable step does alone).',
     ]
     lines = ['# UAE-M iterative recipe', '',
              f'`python tools/uae_m_recipe.py {" ".join(argv if argv is not None else sys.argv[1:])}`'

@@ -3,5 +3,8 @@
 # tools/register.py and the stage-1 model). The SAM fine/coarse samplers and InfoNCE losses
 # on (CT view, MR view) give the symmetric inter-modality loss. Start from stage 1:
 #   python tools/train.py configs/sam/uae_m.py --cfg-options load_from=STAGE1.pth
+# The fine hard negatives are SPEC's (top 2000 -> 500). If the fine loss settles at
+# log(num_negatives + 1) (one constant embedding, as with the small CPU models), use random
+# negatives: --cfg-options model.fine_sampler.num_hard_candidates=None
 _base_ = ['./uae_m_intra.py']
 train_dataloader = dict(batch_size=1, dataset={{_base_.uae_m_inter_dataset}})

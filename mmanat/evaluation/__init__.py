@@ -5,7 +5,8 @@ Everything here imports cheaply: SimpleITK, scipy, the synthetic generator and t
 API are imported inside the functions that use them.
 """
 from .baselines import (IdentityMethod, RegistrationResult, SitkAffineMethod,
-                        SitkBSplineMethod, default_baselines, register_affine,
+                        SitkBSplineFromIdentityMethod, SitkBSplineMethod, default_baselines,
+                        register_affine,
                         register_bspline, transform_points)
 from .benchmark_runner import (BenchmarkTable, EmbeddingRegistrationMethod, MMAnatMethod,
                                mmanat_methods, run_landmark_benchmark, run_lesion_benchmark,
@@ -27,7 +28,8 @@ __all__ = [
     'LesionPair', 'read_dlt_json', 'write_dlt_json', 'read_predictions', 'write_predictions',
     'attach_predictions', 'evaluate_dlt', 'voxel_to_mm', 'mm_to_voxel',
     # baselines
-    'IdentityMethod', 'SitkAffineMethod', 'SitkBSplineMethod', 'register_affine',
+    'IdentityMethod', 'SitkAffineMethod', 'SitkBSplineMethod', 'SitkBSplineFromIdentityMethod',
+    'register_affine',
     'register_bspline', 'RegistrationResult', 'transform_points', 'default_baselines',
     # cases
     'LandmarkCase', 'LesionCase', 'RandomDeformation', 'random_deformation', 'deform_case',

@@ -275,6 +275,22 @@ class SitkBSplineMethod(SitkAffineMethod):
         return register_bspline(template, target, self.preset, **self.overrides)
 
 
+class SitkBSplineFromIdentityMethod(SitkAffineMethod):
+    """Control: the B-spline refinement of :func:`refine_bspline` started from the identity
+    (no affine stage). It tells how much of an embedding-initialised registration the
+    deformable refinement alone would have achieved."""
+
+    name = 'identity_bspline'
+
+    def register(self, template, target) -> RegistrationResult:
+        import SimpleITK as sitk
+        t0 = time.perf_counter()
+        composite, info = refine_bspline(template, target, sitk.AffineTransform(3),
+                                         self.preset, **self.overrides)
+        return RegistrationResult(composite, time.perf_counter() - t0, info['metric'],
+                                  {'bspline': info['stop'], 'mesh': info['mesh']})
+
+
 def default_baselines(quick: bool = False, names: Optional[Sequence[str]] = None):
     """The baseline methods (identity, sitk_affine, sitk_bspline), ``quick`` preset or not."""
     preset = 'quick' if quick else 'default'

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from mmanat.apis import embed, fit_affine_robust, kabsch, register_with_embeddings
-from mmanat.apis.registration import (body_grid_points, fit_rigid_robust, save_registration)
+from mmanat.apis.registration import (body_grid_points, fit_rigid_ransac, fit_rigid_robust,
+                                      save_registration)
 from mmanat.utils.exceptions import InvalidInputError
 from position_encoder_standin import PositionEncoderStandIn, moved, quadratic_volume
 
@@ -93,6 +94,35 @@ def test_robust_fits_ignore_outliers():
     assert not inl[bad].any()
     with pytest.raises(InvalidInputError, match='coplanar'):
         fit_affine_robust(src * np.array([1, 1, 0]), dst)
+
+
+def test_ransac_rigid_survives_a_majority_of_wrong_matches():
+    """70 % of the matches land anywhere (a weak model): RANSAC finds the rigid transform the
+    right 30 % agree on, exactly; the Huber fit (inliers relative to the median) cannot."""
+    rng = np.random.default_rng(11)
+    src = rng.uniform(-120, 120, size=(100, 3))
+    r_true, t_true = _rotation((0.2, 0.4, 1.0), 17.0), np.array([12.0, -30.0, 7.5])
+    dst = src @ r_true.T + t_true
+    wrong = rng.random(100) < 0.7
+    dst[wrong] = rng.uniform(-120, 120, size=(int(wrong.sum()), 3))
+    r, t, inl = fit_rigid_ransac(src, dst, threshold_mm=10.0, seed=0)
+    np.testing.assert_allclose(r, r_true, atol=1e-9)
+    np.testing.assert_allclose(t, t_true, atol=1e-8)
+    # a wrong match may land within 10 mm of its true partner by chance; none other is kept
+    near = np.linalg.norm(dst - (src @ r_true.T + t_true), axis=1) < 10.0
+    np.testing.assert_array_equal(inl, near)
+    assert np.isclose(np.linalg.det(r), 1.0)
+    r_h, _, _ = fit_rigid_robust(src, dst)
+    assert np.abs(r_h - r_true).max() > 0.05
+    # repeatable with a seed
+    r2, t2, inl2 = fit_rigid_ransac(src, dst, threshold_mm=10.0, seed=0)
+    np.testing.assert_array_equal(inl2, inl)
+    np.testing.assert_array_equal(r2, r)
+    np.testing.assert_array_equal(t2, t)
+    with pytest.raises(InvalidInputError, match='threshold_mm'):
+        fit_rigid_ransac(src, dst, threshold_mm=0.0)
+    with pytest.raises(InvalidInputError, match='at least 3'):
+        fit_rigid_ransac(src[:2], dst[:2])
 
 
 def test_body_grid_points_inside_mask():

@@ -3,7 +3,8 @@ import time
 import numpy as np
 import pytest
 
-from mmanat.evaluation.baselines import (IdentityMethod, SitkAffineMethod, SitkBSplineMethod,
+from mmanat.evaluation.baselines import (IdentityMethod, SitkAffineMethod,
+                                         SitkBSplineFromIdentityMethod, SitkBSplineMethod,
                                          default_baselines, register_affine,
                                          transform_points)
 from mmanat.structures import MedicalImage
@@ -64,6 +65,23 @@ def test_bspline_method_runs_and_improves_on_identity():
     err = np.linalg.norm(pred - (centres + SHIFT), axis=1)
     assert err.max() < 3.0
     assert method.last_result.transform.GetName() == 'CompositeTransform'
+
+
+def test_bspline_from_identity_control():
+    """The identity-initialised B-spline control: a deformation only, no affine stage; it
+    moves the points towards the shifted target and is a composite (identity, B-spline)."""
+    template, centres = _blobs()
+    target, _ = _blobs(SHIFT)
+    method = SitkBSplineFromIdentityMethod('quick', spacing=None, bspline_iterations=10,
+                                           bspline_grid_mm=40.0, threads=1)
+    assert method.name == 'identity_bspline'
+    pred = method(template, centres, target)
+    err = np.linalg.norm(pred - (centres + SHIFT), axis=1)
+    assert err.mean() < 0.6 * np.linalg.norm(SHIFT), err
+    tr = method.last_result.transform
+    assert tr.GetName() == 'CompositeTransform'
+    aff = tr.GetNthTransform(0)
+    np.testing.assert_allclose(aff.GetParameters(), (1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0))
 
 
 def test_presets_and_options():

@@ -60,6 +60,16 @@ def test_register_cli_writes_outputs(setup, tool, tmp_path, capsys):
         rows = list(csv.DictReader(fh))
     assert len(rows) > 10 and {'moving_x', 'fixed_z', 'score', 'kept'} <= set(rows[0])
     assert osp.isfile(out / 'affine.tfm')
+    assert 'RANSAC rigid inliers' in printed
+    # --ransac-threshold 0: the Huber fits on all matches (exact matches: same transform)
+    out0 = tmp_path / 'out_huber'
+    assert tool.main(['--config', setup['config'], '--checkpoint', setup['checkpoint'],
+                      '--moving', setup['moving'], '--fixed', setup['fixed'], '--out-dir',
+                      str(out0), '--no-deformable', '--grid-spacing', '16', '16', '12',
+                      '--ransac-threshold', '0', '--quiet']) == 0
+    tr0 = sitk.ReadTransform(str(out0 / 'transform.h5'))
+    np.testing.assert_allclose(np.array(tr0.TransformPoint((1.0, -2.0, 3.0))),
+                               np.array(tr.TransformPoint((1.0, -2.0, 3.0))), atol=0.5)
 
 
 def test_register_cli_clear_errors(setup, tool, tmp_path, capsys, monkeypatch):

@@ -33,6 +33,9 @@ class SAMFinePairSampler:
        ``ignore_distance`` from the query.
     4. Hard negatives: rank by fine similarity (+ coarse similarity when coarse maps are
        given), keep the top ``num_hard_candidates``, then ``num_negatives`` at random.
+       ``num_hard_candidates=None``: no ranking, ``num_negatives`` random negatives (the
+       UAE-M inter-modality CPU configs use it: with hard negatives the fine level of a
+       small model collapses to one embedding, see the README's UAE-M section).
     6. No overlap (or no query found, or one view without valid voxels): up to
        ``max_queries`` random valid voxels per view are their own positives, with their top
        ``num_negatives`` same-view negatives (beyond ``ignore_distance``).
@@ -49,15 +52,16 @@ class SAMFinePairSampler:
                  max_queries: int = 100,
                  positive_distance: float = 2.0,
                  ignore_distance: float = 20.0,
-                 num_hard_candidates: int = 2000,
+                 num_hard_candidates: Optional[int] = 2000,
                  num_negatives: int = 500,
                  use_coarse: bool = True,
                  no_overlap_fallback: bool = True,
                  query_chunk: int = 128,
                  nn_method: str = 'auto'):
-        if min(num_preselect, max_queries, num_hard_candidates, num_negatives) <= 0:
+        if min(num_preselect, max_queries, num_negatives) <= 0 or (
+                num_hard_candidates is not None and num_hard_candidates <= 0):
             raise InvalidInputError('SAMFinePairSampler: counts must be positive')
-        if num_negatives > num_hard_candidates:
+        if num_hard_candidates is not None and num_negatives > num_hard_candidates:
             raise InvalidInputError(
                 f'SAMFinePairSampler: num_negatives={num_negatives} exceeds '
                 f'num_hard_candidates={num_hard_candidates}')
@@ -69,7 +73,8 @@ class SAMFinePairSampler:
         self.max_queries = int(max_queries)
         self.positive_distance = float(positive_distance)
         self.ignore_distance = float(ignore_distance)
-        self.num_hard_candidates = int(num_hard_candidates)
+        self.num_hard_candidates = None if num_hard_candidates is None else int(
+            num_hard_candidates)
         self.num_negatives = int(num_negatives)
         self.use_coarse = bool(use_coarse)
         self.no_overlap_fallback = bool(no_overlap_fallback)

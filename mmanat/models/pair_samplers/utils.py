@@ -73,13 +73,14 @@ def random_subset(values_ok: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.
 
 def mine_negatives(query_index: torch.Tensor, points: torch.Tensor, candidates: torch.Tensor,
                    embeddings: torch.Tensor, extra_embeddings: Optional[torch.Tensor],
-                   ignore_distance: float, num_top: int, num_keep: int,
+                   ignore_distance: float, num_top: Optional[int], num_keep: int,
                    group: Optional[torch.Tensor] = None, chunk: int = 128
                    ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Hard negatives for each query: among the candidate voxels farther than
     ``ignore_distance`` mm from the query, rank by similarity (``embeddings`` dot product,
     plus the ``extra_embeddings`` one when given), keep the top ``num_top``, then
-    ``num_keep`` of those at random.
+    ``num_keep`` of those at random. ``num_top=None`` skips the ranking: ``num_keep``
+    uniformly random negatives among all the eligible voxels.
 
     Args:
         query_index: (Q,) indices into the R voxels.
@@ -97,13 +98,19 @@ def mine_negatives(query_index: torch.Tensor, points: torch.Tensor, candidates: 
     Q, R = query_index.shape[0], points.shape[0]
     out_idx = torch.zeros((Q, num_keep), dtype=torch.long, device=device)
     out_ok = torch.zeros((Q, num_keep), dtype=torch.bool, device=device)
-    k_top = min(num_top, R)
+    k_top = R if num_top is None else min(num_top, R)
     for s in range(0, Q, chunk):
         qi = query_index[s:s + chunk]
         eligible = pairwise_distances(points[qi], points) > ignore_distance
         eligible &= candidates[None]
         if group is not None:
             eligible &= group[None] == group[qi][:, None]
+        if num_top is None:
+            n = min(num_keep, R)
+            cols, ok = random_subset(eligible, n)
+            out_idx[s:s + chunk, :n] = cols
+            out_ok[s:s + chunk, :n] = ok
+            continue
         sim = embeddings[qi] @ embeddings.t()
         if extra_embeddings is not None:
             sim += extra_embeddings[qi] @ extra_embeddings.t()

@@ -81,6 +81,47 @@ def test_fine_sampler_geometry_after_random_rotation_rescale(seed, sam_geometry)
     assert (np.take_along_axis(sim, neg, 1) >= kth[:, None] - 1e-5).all()
 
 
+def test_fine_sampler_random_negatives(sam_geometry):
+    """num_hard_candidates=None: negatives are drawn uniformly from every valid voxel beyond
+    20 mm (no ranking), so their similarity ranks spread over the whole range."""
+    torch.manual_seed(0)
+    fine, coarse, coords, valid = _pair(sam_geometry, 1, box=42.)
+    sampler = SAMFinePairSampler(num_hard_candidates=None, num_negatives=200)
+    out = sampler.sample_pair(fine, torch.from_numpy(coords).float(), torch.from_numpy(valid),
+                              coarse)
+    pts = _flat(torch.from_numpy(coords)).numpy()
+    val = valid.reshape(-1)
+    q, neg, mask = (out['query_index'].numpy(), out['neg_index'].numpy(),
+                    out['neg_mask'].numpy())
+    assert len(q) > 0 and neg.shape == (len(q), 200) and mask.all()
+    assert val[neg].all() and all(len(set(row)) == row.size for row in neg)
+    assert np.linalg.norm(pts[neg] - pts[q][:, None], axis=2).min() > 20.0 - 1e-4
+    sim = (_flat(fine)[q] @ _flat(fine).T + _flat(coarse)[q] @ _flat(coarse).T).numpy()
+    d_q = np.linalg.norm(pts[q][:, None] - pts[None], axis=2)
+    eligible = (d_q > 20.0) & val[None]
+    sim[~eligible] = -np.inf
+    rank = np.argsort(np.argsort(-sim, axis=1), axis=1)   # 0 = most similar
+    rel = np.take_along_axis(rank, neg, 1) / eligible.sum(1, keepdims=True)
+    assert 0.4 < rel.mean() < 0.6                          # hard mining would give ~0.05
+    # hard mining of the same pair stays in the top 2000 (the contrast the test relies on)
+    hard = SAMFinePairSampler(num_negatives=200).sample_pair(
+        fine, torch.from_numpy(coords).float(), torch.from_numpy(valid), coarse)
+    hq, hn = hard['query_index'].numpy(), hard['neg_index'].numpy()
+    sim_h = (_flat(fine)[hq] @ _flat(fine).T + _flat(coarse)[hq] @ _flat(coarse).T).numpy()
+    d_h = np.linalg.norm(pts[hq][:, None] - pts[None], axis=2)
+    sim_h[(d_h <= 20.0) | ~val[None]] = -np.inf
+    rank_h = np.argsort(np.argsort(-sim_h, axis=1), axis=1)
+    assert np.take_along_axis(rank_h, hn, 1).max() < 2000
+    # more negatives requested than eligible voxels: the rest is padding (mask False)
+    few = SAMFinePairSampler(num_hard_candidates=None, num_negatives=9000).sample_pair(
+        fine, torch.from_numpy(coords).float(), torch.from_numpy(valid), coarse)
+    n_ok = few['neg_mask'].sum(1).numpy()
+    d_few = np.linalg.norm(pts[few['query_index'].numpy()][:, None] - pts[None], axis=2)
+    np.testing.assert_array_equal(n_ok, ((d_few > 20.0) & val[None]).sum(1))
+    with pytest.raises(InvalidInputError):
+        SAMFinePairSampler(num_hard_candidates=0)
+
+
 def test_fine_sampler_no_overlap_fallback(sam_geometry):
     torch.manual_seed(0)
     fine, coarse, coords, valid = _pair(sam_geometry, 5, shift=(400., 0., 0.))
