@@ -7,9 +7,11 @@ __all__ = [
     'init_model', 'embed', 'match', 'save_embeddings', 'load_embeddings', 'preprocess_image',
     'model_identity', 'Matcher', 'MatchResult'
 ]
-from .registration import (EmbeddingRegistration, fit_affine_robust, kabsch,  # noqa: E402
-                           register_with_embeddings, save_registration)
-__all__ += ['kabsch', 'fit_affine_robust', 'register_with_embeddings', 'save_registration',
+from .registration import (EmbeddingRegistration, fit_affine_robust,  # noqa: E402
+                           fit_rigid_ransac, kabsch, register_with_embeddings,
+                           save_registration)
+__all__ += ['kabsch', 'fit_affine_robust', 'fit_rigid_ransac', 'register_with_embeddings',
+            'save_registration',
             'EmbeddingRegistration']
 from .eve import (eve_embed_images, eve_embed_patches, eve_norm_params,  # noqa: E402
                   extract_patches)

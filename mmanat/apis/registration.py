@@ -36,7 +36,8 @@ import numpy as np
 from ..structures.image import MedicalImage
 from ..utils.exceptions import InvalidInputError
 
-__all__ = ['kabsch', 'fit_rigid_robust', 'fit_rigid_ransac', 'fit_affine_robust', 'body_grid_points',
+__all__ = ['kabsch', 'fit_rigid_robust', 'fit_rigid_ransac', 'fit_affine_robust',
+           'body_grid_points',
            'register_with_embeddings', 'EmbeddingRegistration', 'save_registration',
            'apply_affine']
 
