@@ -37,7 +37,7 @@ from ..structures.image import MedicalImage
 from ..utils.exceptions import InvalidInputError
 
 __all__ = ['kabsch', 'fit_rigid_robust', 'fit_rigid_ransac', 'fit_affine_robust',
-           'body_grid_points',
+           'fit_landmark_transform', 'body_grid_points',
            'register_with_embeddings', 'EmbeddingRegistration', 'save_registration',
            'apply_affine']
 
@@ -173,6 +173,15 @@ def fit_rigid_ransac(src, dst, threshold_mm: float = 15.0, max_trials: int = 200
     return r, t, inl
 
 
+def _thinnest_extent(points: np.ndarray) -> float:
+    """RMS spread (mm) of ``(N, 3)`` points along their thinnest principal direction (0 for
+    fewer than 4 points or a plane)."""
+    if len(points) < 4:
+        return 0.0
+    s = np.linalg.svd(points - points.mean(0), compute_uv=False)
+    return float(s[-1] / np.sqrt(len(points)))
+
+
 def _weighted_affine(src, dst, w) -> Tuple[np.ndarray, np.ndarray]:
     x = np.concatenate([src, np.ones((len(src), 1))], 1)
     sw = np.sqrt(w)[:, None]
@@ -218,6 +227,45 @@ def fit_affine_robust(src, dst, k: float = 1.345, iters: int = 20,
     if inl.sum() >= 4 and np.linalg.matrix_rank(src[inl] - src[inl].mean(0)) == 3:
         a, t = _weighted_affine(src[inl], dst[inl], np.ones(int(inl.sum())))
     return a, t, inl
+
+
+def fit_landmark_transform(src, dst, ransac_threshold_mm: Optional[float] = 15.0,
+                           min_affine_extent_mm: float = 10.0):
+    """The point-fit step of :func:`register_with_embeddings`: ``dst ~ A src + t``.
+
+    A rigid fit (:func:`fit_rigid_ransac` with ``ransac_threshold_mm``, or the Huber
+    :func:`fit_rigid_robust` on all pairs when it is ``None``), then a robust affine
+    (:func:`fit_affine_robust`) on the pairs the rigid fit used, started from it - unless those
+    points spread less than ``min_affine_extent_mm`` (RMS) across their thinnest direction:
+    an affine is then undetermined across that plane, so the rigid transform is returned as
+    the affine.
+
+    Returns:
+        ``(R, t, rigid_inliers, A, t_affine, affine_inliers, info)``; ``info['affine']`` is
+        ``'fitted'`` or says why the rigid fit was kept.
+    """
+    src, dst = _as_pairs(src, dst)
+    info: Dict = {}
+    if ransac_threshold_mm is None:
+        r, t, rigid_inl = fit_rigid_robust(src, dst)
+        use = np.ones(len(src), bool)
+    else:
+        r, t, rigid_inl = fit_rigid_ransac(src, dst, ransac_threshold_mm)
+        use = rigid_inl.copy()
+        info['n_ransac_inliers'] = int(rigid_inl.sum())
+    thickness = _thinnest_extent(src[use])
+    if use.sum() >= 4 and thickness >= min_affine_extent_mm:
+        a, ta, inl_sub = fit_affine_robust(src[use], dst[use], init=(r, t))
+        inl_k = use.copy()
+        inl_k[np.flatnonzero(use)[~inl_sub]] = False
+        info['affine'] = 'fitted'
+    else:
+        # the points (nearly) lie in one plane: an affine is undetermined across it (it can
+        # flatten the volume), so the rigid fit stands in for it
+        a, ta, inl_k = r, t, (rigid_inl & use)
+        info['affine'] = (f'rigid kept: the {int(use.sum())} point pairs span {thickness:.1f} mm '
+                          f'across their thinnest direction (< {min_affine_extent_mm:g} mm)')
+    return r, t, rigid_inl, a, ta, inl_k, info
 
 
 # ------------------------------------------------------------------------------ grid points
@@ -328,6 +376,7 @@ def register_with_embeddings(model, moving_image, fixed_image,
                              bspline_overrides: Optional[dict] = None, warp: bool = True,
                              moving_maps=None, fixed_maps=None, progress: bool = False,
                              ransac_threshold_mm: Optional[float] = 15.0,
+                             min_affine_extent_mm: float = 10.0,
                              ) -> EmbeddingRegistration:
     """Register ``moving_image`` to ``fixed_image`` from embedding matches (UAE-M, SPEC 3).
 
@@ -354,6 +403,9 @@ def register_with_embeddings(model, moving_image, fixed_image,
             Huber fits :func:`fit_rigid_robust` / :func:`fit_affine_robust` on all kept
             matches, which break down when most matches are wrong (README, UAE-M: 33.2 vs
             6.7 mm landmark error with the same model).
+        min_affine_extent_mm: the affine is fitted only when the matches it uses spread at
+            least this far (RMS) across their thinnest direction; otherwise the rigid fit is
+            the landmark transform (``info['affine']`` says which).
 
     Returns:
         :class:`EmbeddingRegistration` (transform fixed -> moving, ITK convention).
@@ -395,19 +447,9 @@ def register_with_embeddings(model, moving_image, fixed_image,
 
     say(f'[3/5] fitting rigid then affine transforms to {int(kept.sum())} matches ...')
     src, dst = fixed_pts[kept], pts[kept]  # fixed -> moving (ITK direction)
-    if ransac_threshold_mm is None:
-        r, t, rigid_inl = fit_rigid_robust(src, dst)
-        a, ta, inl_k = fit_affine_robust(src, dst, init=(r, t))
-    else:
-        r, t, rigid_inl = fit_rigid_ransac(src, dst, ransac_threshold_mm)
-        inl_k = rigid_inl.copy()
-        if rigid_inl.sum() >= 4 and np.linalg.matrix_rank(
-                src[rigid_inl] - src[rigid_inl].mean(0), tol=1e-6) == 3:
-            a, ta, inl_sub = fit_affine_robust(src[rigid_inl], dst[rigid_inl], init=(r, t))
-            inl_k[np.flatnonzero(rigid_inl)[~inl_sub]] = False
-        else:  # too few (or coplanar) inliers for an affine: keep the rigid fit
-            a, ta = r, t
-        info['n_ransac_inliers'] = int(rigid_inl.sum())
+    r, t, rigid_inl, a, ta, inl_k, fit_info = fit_landmark_transform(
+        src, dst, ransac_threshold_mm, min_affine_extent_mm)
+    info.update(fit_info)
     inliers = np.zeros(len(pts), bool)
     inliers[np.flatnonzero(kept)] = inl_k
     res_rigid = np.linalg.norm(apply_affine(r, t, src) - dst, axis=1)

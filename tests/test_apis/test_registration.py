@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from mmanat.apis import embed, fit_affine_robust, kabsch, register_with_embeddings
-from mmanat.apis.registration import (body_grid_points, fit_rigid_ransac, fit_rigid_robust,
-                                      save_registration)
+from mmanat.apis.registration import (apply_affine, body_grid_points, fit_landmark_transform,
+                                      fit_rigid_ransac, fit_rigid_robust, save_registration)
 from mmanat.utils.exceptions import InvalidInputError
 from position_encoder_standin import PositionEncoderStandIn, moved, quadratic_volume
 
@@ -123,6 +123,32 @@ def test_ransac_rigid_survives_a_majority_of_wrong_matches():
         fit_rigid_ransac(src, dst, threshold_mm=0.0)
     with pytest.raises(InvalidInputError, match='at least 3'):
         fit_rigid_ransac(src[:2], dst[:2])
+
+
+def test_landmark_transform_keeps_rigid_for_nearly_planar_matches():
+    """Matches from one slab (1.5 mm thick, as a thin field of view gives): the affine is
+    undetermined across it - an affine fit may flatten the volume (a seen failure: 1,332 mm
+    errors) - so the rigid fit is returned; a well-spread cloud gets its affine."""
+    rng = np.random.default_rng(5)
+    src = np.c_[rng.uniform(-130, 130, (30, 2)), rng.normal(0.0, 1.5, 30)]
+    r_true, t_true = _rotation((0.1, 0.2, 1.0), 9.0), np.array([3.0, -8.0, 20.0])
+    dst = src @ r_true.T + t_true + rng.normal(0.0, 1.0, src.shape)
+    r, t, rig_inl, a, ta, inl, info = fit_landmark_transform(src, dst, 10.0)
+    assert info['affine'].startswith('rigid kept') and info['n_ransac_inliers'] == 30
+    np.testing.assert_array_equal(a, r)
+    np.testing.assert_array_equal(ta, t)
+    # off the slab (100 mm above it) the rigid transform is still right to a few mm
+    far = np.array([[20.0, -10.0, 100.0]])
+    assert np.linalg.norm(apply_affine(a, ta, far) - (far @ r_true.T + t_true)) < 5.0
+    # the same motion with points spread in 3D: an affine is fitted, close to the rotation
+    src3 = rng.uniform(-130, 130, (30, 3))
+    dst3 = src3 @ r_true.T + t_true + rng.normal(0.0, 1.0, src3.shape)
+    *_, a3, t3, inl3, info3 = fit_landmark_transform(src3, dst3, 10.0)
+    assert info3['affine'] == 'fitted' and inl3.sum() >= 25
+    np.testing.assert_allclose(a3, r_true, atol=0.03)
+    # Huber path (no RANSAC): same fallback rule
+    *_, info_h = fit_landmark_transform(src, dst, None)
+    assert info_h['affine'].startswith('rigid kept') and 'n_ransac_inliers' not in info_h
 
 
 def test_body_grid_points_inside_mask():
