@@ -103,6 +103,8 @@ def _run(args) -> int:
     say(f'{i["n_kept"]} of {i["n_grid"]} matches kept, {ransac}{i["n_inliers"]} affine inliers; '
         f'median residual rigid {i["rigid_residual_mm"]:.2f} mm, affine '
         f'{i["affine_residual_mm"]:.2f} mm; {i["total_s"]:.1f} s')
+    if i.get('affine', 'fitted') != 'fitted':
+        say(f'note: {i["affine"]}')
     for name, p in paths.items():
         say(f'  {name}: {p}')
     return 0
