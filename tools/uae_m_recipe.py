@@ -56,6 +56,10 @@ def parse_args(argv=None):
     p.add_argument('--spacing', type=float, default=4.0, help='synthetic subject voxel size')
     p.add_argument('--seed', type=int, default=7000, help='first training subject seed')
     p.add_argument('--test-seed', type=int, default=9000, help='first held-out subject seed')
+    p.add_argument('--test-max-rotation', type=float, default=8.0,
+                   help='held-out cases: largest rotation (deg) of the moved MR')
+    p.add_argument('--test-max-translation', type=float, default=15.0,
+                   help='held-out cases: largest translation (mm) of the moved MR')
     p.add_argument('--score-threshold', type=float, default=0.5,
                    help='registration: keep matches with a score above it')
     p.add_argument('--ransac-threshold', type=float, default=15.0,
@@ -188,8 +192,10 @@ def main(argv=None) -> int:
                            load_from=args.init)
         train_cases = training_pairs(args, osp.join(wd, 'pairs'))
         log(f'generating {args.test_cases} held-out CT/MR cases')
-        test_cases = ct_mr_registration_cases(args.test_cases, spacing=args.spacing,
-                                              seed=args.test_seed, n_body_points=30)
+        test_cases = ct_mr_registration_cases(
+            args.test_cases, spacing=args.spacing, seed=args.test_seed, n_body_points=30,
+            max_rotation_deg=args.test_max_rotation,
+            max_translation_mm=args.test_max_translation)
         checkpoints = {'intra-only (M0)': stage1}
         reg_errors = {}
         prev = stage1
@@ -234,7 +240,9 @@ def main(argv=None) -> int:
     notes = [
         f'{len(test_cases)} held-out subjects (seeds {args.test_seed}..'
         f'{args.test_seed + len(test_cases) - 1}), {n_pts} points (named landmarks + body '
-        f'points), synthetic subjects at {args.spacing:g} mm; stage 2: {args.iters} '
+        f'points), synthetic subjects at {args.spacing:g} mm, MR moved by up to '
+        f'{args.test_max_rotation:g} deg and {args.test_max_translation:g} mm plus a smooth '
+        f'deformation; stage 2: {args.iters} '
         f'iterations per round on {args.train_subjects} training pairs.',
         '"match": each CT point matched in the MR by embedding similarity; "register": '
         'embedding-driven registration (grid matches -> RANSAC rigid -> robust affine -> '
