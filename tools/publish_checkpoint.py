@@ -19,10 +19,11 @@ if ROOT not in sys.path:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src')
     parser.add_argument('dst')
-    parser.add_argument('--fp16', action='store_true', help='store float tensors as fp16')
+    parser.add_argument('--fp16', action='store_true',
+                        help='store float tensors as fp16 (those beyond its range stay fp32)')
     parser.add_argument('--zoo', action='store_true',
                         help='list the file in the model_zoo.json of its folder')
     parser.add_argument('--task', default='sam',
@@ -42,8 +43,15 @@ def main(argv=None):
     ckpt = torch.load(args.src, map_location='cpu')
     state = ckpt.get('state_dict', ckpt)
     if args.fp16:
-        state = {k: (v.half() if torch.is_tensor(v) and v.is_floating_point() else v)
-                 for k, v in state.items()}
+        from mmanat.utils.checkpoint import state_dict_to_fp16
+        state, kept = state_dict_to_fp16(state)
+        if kept:
+            print(f'kept in float32 (values beyond the float16 range): {", ".join(kept)}')
+    bad = [k for k, v in state.items()
+           if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        print(f'warning: {args.src} holds non-finite values in {", ".join(bad)} (copied as '
+              'they are; in a BatchNorm running_var an inf switches that channel off)')
     meta = {k: v for k, v in ckpt.get('meta', {}).items()
             if k in ('cfg', 'iter', 'epoch', 'mmengine_version', 'time', 'seed')}
     meta['source'] = osp.basename(args.src)

@@ -1,10 +1,9 @@
 """UAE-M registration (SPEC 3) of a synthetic MR to the CT of the same subject after a known
 rigid + smooth deformation: the whole path of ``register_with_embeddings`` (body grid on the
-moved MR, matching, Kabsch rigid, robust affine, SimpleITK B-spline on the real CT/MR
+moved MR, matching, RANSAC Kabsch rigid, robust affine, SimpleITK B-spline on the real CT/MR
 intensities) with oracle embeddings - analytic maps that embed each voxel's anatomical
 position, known from the deformation - so the test measures the registration machinery, not
-a trained model (the shipped CPU-trained UAE-M does not yet register CT with MR better than
-identity, see the README).
+a trained model (trained models: the README's UAE-M table, `tools/uae_m_recipe.py`).
 
 Measured when written (seed 0, 4 mm, 47 landmarks + body points): identity 17.93 mm mean,
 landmark affine 2.84 mm (6.3x lower), affine + B-spline 3.39 mm (5.3x lower; the quick
