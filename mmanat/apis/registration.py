@@ -262,7 +262,7 @@ def fit_landmark_transform(src, dst, ransac_threshold_mm: Optional[float] = 15.0
     else:
         # the points (nearly) lie in one plane: an affine is undetermined across it (it can
         # flatten the volume), so the rigid fit stands in for it
-        a, ta, inl_k = r, t, (rigid_inl & use)
+        a, ta, inl_k = r, t, rigid_inl.copy()
         info['affine'] = (f'rigid kept: the {int(use.sum())} point pairs span {thickness:.1f} mm '
                           f'across their thinnest direction (< {min_affine_extent_mm:g} mm)')
     return r, t, rigid_inl, a, ta, inl_k, info

@@ -98,7 +98,6 @@ def mine_negatives(query_index: torch.Tensor, points: torch.Tensor, candidates: 
     Q, R = query_index.shape[0], points.shape[0]
     out_idx = torch.zeros((Q, num_keep), dtype=torch.long, device=device)
     out_ok = torch.zeros((Q, num_keep), dtype=torch.bool, device=device)
-    k_top = R if num_top is None else min(num_top, R)
     for s in range(0, Q, chunk):
         qi = query_index[s:s + chunk]
         eligible = pairwise_distances(points[qi], points) > ignore_distance
@@ -111,6 +110,7 @@ def mine_negatives(query_index: torch.Tensor, points: torch.Tensor, candidates: 
             out_idx[s:s + chunk, :n] = cols
             out_ok[s:s + chunk, :n] = ok
             continue
+        k_top = min(num_top, R)
         sim = embeddings[qi] @ embeddings.t()
         if extra_embeddings is not None:
             sim += extra_embeddings[qi] @ extra_embeddings.t()
