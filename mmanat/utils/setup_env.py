@@ -16,11 +16,15 @@ def register_all_modules(init_default_scope: bool = True) -> None:
         init_default_scope: make ``mmanat`` the current default scope so that unprefixed
             ``type`` names resolve to mmanat components.
     """
-    import mmanat.datasets  # noqa: F401
-    import mmanat.engine  # noqa: F401
-    import mmanat.evaluation  # noqa: F401
-    import mmanat.models  # noqa: F401
-    import mmanat.visualization  # noqa: F401
+    # Each registry imports the subpackages named in its ``locations`` (mmanat/registry.py):
+    # the registries stay the single list of where components live, and this bottom-layer
+    # module needs no import of the layers above it.
+    from mmengine.registry import Registry
+
+    import mmanat.registry as registries
+    for registry in vars(registries).values():
+        if isinstance(registry, Registry) and registry.scope == 'mmanat':
+            registry.import_from_location()
 
     if not init_default_scope:
         return

@@ -1,0 +1,1 @@
+"""mmanat test suite."""
