@@ -21,7 +21,7 @@ demo: data
 	  echo "[demo] NOTE: no trained checkpoint ships yet (checkpoints/sam_default.pth)."; \
 	  echo "[demo] Running the real pipeline (load, 2 mm resample, embed, match, figure) with a"; \
 	  echo "[demo] RANDOMLY INITIALISED tiny SAM: timings are real, the match is not meaningful."; \
-	  echo "[demo] Train a model (README, 'Training') and run: python tools/demo.py --checkpoint K"; \
+	  echo "[demo] Train a model (docs/en/user_guides/train.md) and run: python tools/demo.py --checkpoint K"; \
 	  $(PY) tools/demo.py --random-init --config configs/_base_/models/sam_tiny.py; \
 	fi
 

@@ -30,5 +30,28 @@ setup(
     include_package_data=True,
     install_requires=read_requirements('runtime.txt'),
     extras_require={'tests': read_requirements('tests.txt')},
+    entry_points={
+        'console_scripts': [
+            # one command per module of mmanat/cli (tools/<name>.py run the same main)
+            'mmanat-embed = mmanat.cli.embed:main',
+            'mmanat-match = mmanat.cli.match:main',
+            'mmanat-register = mmanat.cli.register:main',
+            'mmanat-demo = mmanat.cli.demo:main',
+            'mmanat-demo-semantic = mmanat.cli.demo:main_semantic',
+            'mmanat-demo-semantic-stable-points = mmanat.cli.demo:main_semantic_stable_points',
+            'mmanat-demo-ct-mr = mmanat.cli.demo:main_ct_mr',
+            'mmanat-train = mmanat.cli.train:main',
+            'mmanat-test = mmanat.cli.test:main',
+            'mmanat-benchmark = mmanat.cli.benchmark:main',
+            'mmanat-benchmark-inference = mmanat.cli.benchmark_inference:main',
+            'mmanat-preprocess = mmanat.cli.preprocess:main',
+            'mmanat-fetch-data = mmanat.cli.fetch_data:main',
+            'mmanat-make-synthetic = mmanat.cli.make_synthetic:main',
+            'mmanat-extract-eve = mmanat.cli.extract_eve:main',
+            'mmanat-eval-lesion-tracking = mmanat.cli.eval_lesion_tracking:main',
+            'mmanat-publish-checkpoint = mmanat.cli.publish_checkpoint:main',
+            'mmanat-uae-m-recipe = mmanat.cli.uae_m_recipe:main',
+        ],
+    },
     zip_safe=False,
 )

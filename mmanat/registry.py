@@ -26,7 +26,8 @@ from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZER
 from mmengine.registry import Registry
 
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=['mmanat.engine'])
-LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=['mmanat.engine'])
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS,
+                 locations=['mmanat.engine', 'mmanat.evaluation.test_loop'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=['mmanat.engine'])
 LOG_PROCESSORS = Registry(
     'log_processor', parent=MMENGINE_LOG_PROCESSORS, locations=['mmanat.engine'])

@@ -2,6 +2,9 @@
 """Find a point of one CT in another with SAM embeddings (sample data by default): prints the
 match, its score and the time of every stage, saves a three-plane PNG.
 
+Same command as ``mmanat-demo`` (code: :mod:`mmanat.cli.demo`); options:
+``python tools/demo.py --help``.
+
 Examples::
 
     python tools/demo.py --checkpoint work_dirs/<config>/iter_20000.pth
@@ -9,16 +12,9 @@ Examples::
         --point X Y Z --space RAS
     python tools/demo.py --random-init --config configs/_base_/models/sam_tiny.py  # pipeline
 """
-import os.path as osp
 import sys
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:  # allow running from a checkout without installation
-    sys.path.insert(0, ROOT)
-
-from mmanat.apis.demo import main  # noqa: E402
-
-DESCRIPTION = __doc__.split('\n\n')[0].replace('\n', ' ')
+from mmanat.cli.demo import main
 
 if __name__ == '__main__':
-    sys.exit(main(DESCRIPTION, kind='sam', stable_points=False))
+    sys.exit(main())

@@ -3,6 +3,9 @@
 MR, found in the CT of the same subject; or --template MR --target CT --point X Y Z, any
 modality pair).
 
+Same command as ``mmanat-demo-ct-mr`` (code: :mod:`mmanat.cli.demo`); options:
+``python tools/demo_ct_mr.py --help``.
+
 Examples::
 
     python tools/demo_ct_mr.py            # shipped checkpoints/uae_m_default.pth
@@ -11,16 +14,9 @@ Examples::
         --point X Y Z --space RAS
     python tools/demo_ct_mr.py --random-init --config configs/_base_/models/sam_tiny.py  # pipeline
 """
-import os.path as osp
 import sys
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:  # allow running from a checkout without installation
-    sys.path.insert(0, ROOT)
-
-from mmanat.apis.demo import main  # noqa: E402
-
-DESCRIPTION = __doc__.split('\n\n')[0].replace('\n', ' ')
+from mmanat.cli.demo import main_ct_mr as main
 
 if __name__ == '__main__':
-    sys.exit(main(DESCRIPTION, kind='ct_mr', stable_points=False))
+    sys.exit(main())

@@ -1,6 +1,9 @@
 #!/usr/bin/env python
-"""UAE-S demo: match with fine + coarse + semantic embeddings (SPEC 2) on the sample data by
+"""UAE-S demo: match with fine + coarse + semantic embeddings on the sample data by
 default; prints the match and stage times, saves a three-plane PNG.
+
+Same command as ``mmanat-demo-semantic`` (code: :mod:`mmanat.cli.demo`); options:
+``python tools/demo_semantic.py --help``.
 
 Examples::
 
@@ -11,16 +14,9 @@ Examples::
     python tools/demo_semantic.py --random-init \
         --config configs/_base_/models/sam_tiny.py  # pipeline only
 """
-import os.path as osp
 import sys
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:  # allow running from a checkout without installation
-    sys.path.insert(0, ROOT)
-
-from mmanat.apis.demo import main  # noqa: E402
-
-DESCRIPTION = __doc__.split('\n\n')[0].replace('\n', ' ')
+from mmanat.cli.demo import main_semantic as main
 
 if __name__ == '__main__':
-    sys.exit(main(DESCRIPTION, kind='semantic', stable_points=False))
+    sys.exit(main())

@@ -13,7 +13,7 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 VENV="$ROOT/.venv"
 STAMP="$VENV/.mmanat-setup-stamp"
 
-# Versions known to work together (see README "Installation").
+# Versions known to work together (see docs/en/get_started.md, "Install").
 TORCH_VERSION=2.13.0
 MMENGINE_VERSION=0.10.7
 MMCV_VERSION=2.1.0

@@ -1,10 +1,6 @@
-# UAE-M stage 2 (SPEC 3): inter-modality training on aligned CT/MR pairs (the synthetic
-# generator renders each subject as an aligned pair; real pairs are aligned first with
-# tools/register.py and the stage-1 model). The SAM fine/coarse samplers and InfoNCE losses
-# on (CT view, MR view) give the symmetric inter-modality loss. Start from stage 1:
+# UAE-M reference recipe (stage 2), short name: see
+# uae-m-inter_r18-fpn3d_1xb1-20k_synthetic-ct-mr.py (stage 1:
+# uae-m-intra_r18-fpn3d_1xb2-20k_synthetic-ct-mr.py).
+#
 #   python tools/train.py configs/sam/uae_m.py --cfg-options load_from=STAGE1.pth
-# The fine hard negatives are SPEC's (top 2000 -> 500). If the fine loss settles at
-# log(num_negatives + 1) (one constant embedding, as with the small CPU models), use random
-# negatives: --cfg-options model.fine_sampler.num_hard_candidates=None
-_base_ = ['./uae_m_intra.py']
-train_dataloader = dict(batch_size=1, dataset={{_base_.uae_m_inter_dataset}})
+_base_ = ['./uae-m-inter_r18-fpn3d_1xb1-20k_synthetic-ct-mr.py']

@@ -1,6 +1,8 @@
 """The Python API users call: build a model, embed images (with a cache), match points."""
 from .cache import load_embeddings, save_embeddings
-from .inference import embed, init_model, model_identity, preprocess_image
+from .embedding import embed
+from .model import init_model, model_identity
+from .preprocessing import preprocess_image
 from .matching import Matcher, MatchResult, match
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Embedding cache: embed every image once, match many times (SPEC 1.5 step 5).
+"""Embedding cache: embed every image once, match many times.
 
 A cache file (any name; ``.emb.pt`` by convention) is a ``torch.save`` of plain containers
 only (dicts, lists, strings, numbers, tensors), so it loads with
@@ -18,31 +18,20 @@ from __future__ import annotations
 
 import os
 import os.path as osp
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import torch
 
 from ..fileio.atomic import atomic_path
 from ..structures.embedding_map import EmbeddingMaps, GridGeometry, model_id_of
 from ..utils.exceptions import InvalidInputError
+from ..utils.misc import to_plain
+from .model import model_identity
 
 FORMAT = 'mmanat.embedding_maps'
 FORMAT_VERSION = 1
 CACHE_SUFFIX = '.emb.pt'
 _DTYPES = {'float16': torch.float16, 'float32': torch.float32}
-
-
-def _plain(value: Any):
-    """Meta values reduced to types ``torch.load(weights_only=True)`` accepts."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, 'tolist'):
-        return value.tolist()
-    return str(value)
 
 
 def save_embeddings(maps: EmbeddingMaps, path: Union[str, os.PathLike],
@@ -67,12 +56,12 @@ def save_embeddings(maps: EmbeddingMaps, path: Union[str, os.PathLike],
     obj = {
         'format': FORMAT,
         'format_version': FORMAT_VERSION,
-        'model': _plain(maps.model),
+        'model': to_plain(maps.model),
         'levels': {k: {'tensor': v.detach().to('cpu', _DTYPES[dtype]).contiguous(),
                        'stride': list(maps.strides[k])} for k, v in maps.maps.items()},
         'input_grid': maps.input_grid.to_dict(),
         'source_grid': maps.source_grid.to_dict(),
-        'meta': _plain(maps.meta),
+        'meta': to_plain(maps.meta),
     }
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -90,7 +79,6 @@ def _expected_identity(expected) -> Optional[dict]:
         config, _, sha = expected.partition('@')
         return dict(config=config, sha256=sha or None)
     if isinstance(expected, torch.nn.Module):
-        from .inference import model_identity
         return model_identity(expected)
     raise InvalidInputError(f'expected_model must be a model, an identity dict, a model id '
                             f'string or EmbeddingMaps, got {type(expected).__name__}.')

@@ -1,4 +1,6 @@
-"""Eve: the embeddings Adam produces (SPEC 4), for whole radiographs or square patches.
+"""Eve: the embeddings Adam produces (Hosseinzadeh Taher et al., "Towards foundation models
+learned from anatomy in medical imaging via self-supervision", DART 2023, arXiv:2309.15358),
+for whole radiographs or square patches.
 
 Images are 2D float arrays in ``[0, 1]`` (numpy order ``(row, column)``); patch centres are
 continuous pixel ``(column, row)`` coordinates (pixel centres at integers). A patch of side
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..utils.device import model_device
 from ..utils.exceptions import InvalidInputError
 
 
@@ -46,13 +49,6 @@ def eve_norm_params(cfg) -> dict:
     return out
 
 
-def _model_device(model) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return torch.device('cpu')
-
-
 def _as_2d(img, what: str) -> np.ndarray:
     arr = np.asarray(getattr(img, 'array', img), dtype=np.float32)
     if arr.ndim != 2 or min(arr.shape) < 1:
@@ -68,7 +64,7 @@ def _embed_batch(model, batch: torch.Tensor, mean: float, std: float,
     x = (batch - float(mean)) / float(std)
     if channels == 3:
         x = x.expand(-1, 3, -1, -1)
-    dev = _model_device(model)
+    dev = model_device(model)
     feat = model.extract_feat(x.to(dev)) if hasattr(model, 'extract_feat') else model(x.to(dev))
     if isinstance(feat, (tuple, list)):
         feat = feat[-1]
@@ -77,9 +73,19 @@ def _embed_batch(model, batch: torch.Tensor, mean: float, std: float,
     return F.normalize(feat.float().flatten(1), dim=1).cpu()
 
 
-def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    """``(N, 1, h, w)`` -> ``(N, 1, size, size)``: area averaging when shrinking, bilinear
-    (half-pixel aligned) when enlarging; pixel centres stay aligned in both cases."""
+def resize_batch(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a batch of images to the square network input.
+
+    Area averaging when shrinking, bilinear (half-pixel aligned) when enlarging; pixel
+    centres stay aligned in both cases.
+
+    Args:
+        x: ``(N, C, h, w)`` images.
+        size: output side in pixels.
+
+    Returns:
+        ``(N, C, size, size)`` (``x`` itself when it already has that size).
+    """
     h, w = x.shape[-2:]
     if (h, w) == (size, size):
         return x
@@ -120,8 +126,8 @@ def eve_embed_images(model, images: Sequence, size: int, mean: float = 0.5, std:
     arrs = [_as_2d(im, 'eve_embed_images') for im in images]
     out = []
     for s in _batches(len(arrs), batch_size, progress, 'Eve images'):
-        batch = torch.cat([_resize(torch.from_numpy(np.ascontiguousarray(a))[None, None], size)
-                           for a in arrs[s:s + batch_size]])
+        batch = torch.cat([resize_batch(torch.from_numpy(np.ascontiguousarray(a))[None, None],
+                                        size) for a in arrs[s:s + batch_size]])
         out.append(_embed_batch(model, batch, mean, std, channels))
     if not out:
         return np.zeros((0, 0), np.float32)
@@ -174,7 +180,7 @@ def extract_patches(image, centres_px, patch_size: int, size: Optional[int] = No
     src = torch.from_numpy(np.ascontiguousarray(arr))[None, None].expand(len(c), 1, h, w)
     patches = F.grid_sample(src, torch.from_numpy(grid.astype(np.float32)), mode='bilinear',
                             padding_mode='zeros', align_corners=False)
-    return _resize(patches, size)[:, 0].numpy().astype(np.float32)
+    return resize_batch(patches, size)[:, 0].numpy().astype(np.float32)
 
 
 def eve_embed_patches(model, image, centres_px, patch_size: int, size: int, mean: float = 0.5,

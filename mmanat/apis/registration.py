@@ -1,20 +1,22 @@
-"""Registration driven by anatomical embeddings (UAE-M, SPEC 3).
+"""Registration driven by anatomical embeddings (UAE-M: Bai et al., "UAE: Universal anatomical
+embedding on multi-modality medical images", arXiv:2311.15111).
 
 Pipeline of :func:`register_with_embeddings` (moving image -> fixed image):
 
 1. a regular grid of points over the moving image's body (``grid_spacing_mm`` along the
-   moving image's voxel axes; body mask from
-   :func:`mmanat.datasets.transforms.body_mask.body_mask`);
+   moving image's voxel axes; body mask from :func:`mmanat.structures.body.body_mask`);
 2. each point is matched into the fixed image with :func:`mmanat.apis.match`; matches with a
    score below ``score_threshold`` are dropped (optionally also those that do not map back
    within ``cycle_tolerance_mm`` of their source);
-3. a rigid transform is fitted by RANSAC (:func:`fit_rigid_ransac`: 3-point
-   :func:`kabsch` samples, reflection corrected, inliers within ``ransac_threshold_mm``),
-   then an affine one on its inliers (:func:`fit_affine_robust`: Huber IRLS, then a refit on
-   the inliers);
+3. a rigid transform is fitted by RANSAC (:func:`mmanat.registration.fit_rigid_ransac`:
+   3-point Kabsch samples, reflection corrected, inliers within ``ransac_threshold_mm``),
+   then an affine one on its inliers (:func:`mmanat.registration.fit_affine_robust`: Huber
+   IRLS, then a refit on the inliers);
 4. optionally a SimpleITK cubic B-spline registration (Mattes mutual information,
-   multi-resolution) initialised by the affine refines it (the SimpleITK set-up of
-   :mod:`mmanat.evaluation.baselines` is reused).
+   multi-resolution) initialised by the affine refines it
+   (:func:`mmanat.registration.refine_bspline`).
+
+The point fits are re-exported here from :mod:`mmanat.registration` (their home).
 
 Transform direction (the ITK convention, what 3D Slicer expects of a resampling transform):
 the returned transform maps points of the FIXED image's space to the MOVING image's space,
@@ -33,239 +35,19 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..registration.point_fits import (apply_affine, fit_affine_robust,  # noqa: F401
+                                       fit_landmark_transform, fit_rigid_ransac,
+                                       fit_rigid_robust, kabsch)
+from ..registration.sitk_registration import affine_to_sitk, refine_bspline, transform_points
+from ..structures.body import body_mask
 from ..structures.image import MedicalImage
 from ..utils.exceptions import InvalidInputError
 
-__all__ = ['kabsch', 'fit_rigid_robust', 'fit_rigid_ransac', 'fit_affine_robust',
-           'fit_landmark_transform', 'body_grid_points',
-           'register_with_embeddings', 'EmbeddingRegistration', 'save_registration',
-           'apply_affine']
-
-
-# ------------------------------------------------------------------------------ point fits
-def _as_pairs(src, dst) -> Tuple[np.ndarray, np.ndarray]:
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    if src.ndim != 2 or src.shape[1] != 3 or src.shape != dst.shape:
-        raise InvalidInputError(f'point sets must both be (N, 3), got {src.shape} and '
-                                f'{dst.shape}.')
-    if not (np.all(np.isfinite(src)) and np.all(np.isfinite(dst))):
-        raise InvalidInputError('point sets contain NaN or infinite coordinates.')
-    return src, dst
-
-
-def apply_affine(matrix: np.ndarray, translation: np.ndarray, points) -> np.ndarray:
-    """``points @ matrix.T + translation`` for ``(N, 3)`` points."""
-    return np.asarray(points, dtype=np.float64) @ np.asarray(matrix).T + np.asarray(translation)
-
-
-def kabsch(src, dst, weights=None) -> Tuple[np.ndarray, np.ndarray]:
-    """Least-squares rigid transform ``dst ~ R @ src + t`` (weighted Kabsch / SVD).
-
-    The rotation is reflection-corrected: ``det(R) = +1`` always, even where the unconstrained
-    orthogonal optimum is a reflection (coplanar or noisy points).
-
-    Args:
-        src, dst: ``(N, 3)`` corresponding points, ``N >= 3`` (non-collinear).
-        weights: optional ``(N,)`` non-negative weights.
-
-    Returns:
-        ``(R (3, 3), t (3,))``.
-    """
-    src, dst = _as_pairs(src, dst)
-    n = len(src)
-    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
-    if w.shape != (n,) or np.any(w < 0) or not np.all(np.isfinite(w)):
-        raise InvalidInputError(f'weights must be {n} finite values >= 0.')
-    if n < 3 or np.count_nonzero(w) < 3:
-        raise InvalidInputError(f'a rigid fit needs at least 3 weighted point pairs, got '
-                                f'{int(np.count_nonzero(w))}.')
-    w = w / w.sum()
-    cs, cd = w @ src, w @ dst
-    h = (src - cs).T @ ((dst - cd) * w[:, None])  # 3x3 cross-covariance
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(vt.T @ u.T))
-    d = 1.0 if d == 0 else d
-    r = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-    return r, cd - r @ cs
-
-
-def _huber_weights(res: np.ndarray, k: float, scale: float) -> np.ndarray:
-    c = k * scale
-    return np.where(res <= c, 1.0, c / np.maximum(res, 1e-12))
-
-
-def _robust_scale(res: np.ndarray, floor: float) -> float:
-    """1.4826 * median absolute residual (residuals are norms, >= 0), floored."""
-    return max(1.4826 * float(np.median(res)), floor)
-
-
-def fit_rigid_robust(src, dst, k: float = 1.345, iters: int = 10, inlier_factor: float = 3.0,
-                     min_scale: float = 0.5) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rigid fit robust to outliers: Huber-weighted Kabsch (IRLS on residual norms), then a
-    plain Kabsch on the inliers (residual <= ``inlier_factor`` x robust scale).
-
-    Returns:
-        ``(R, t, inliers (N,) bool)``.
-    """
-    src, dst = _as_pairs(src, dst)
-    r, t = kabsch(src, dst)
-    w = np.ones(len(src))
-    for _ in range(int(iters)):
-        res = np.linalg.norm(apply_affine(r, t, src) - dst, axis=1)
-        w = _huber_weights(res, k, _robust_scale(res, min_scale))
-        r, t = kabsch(src, dst, w)
-    res = np.linalg.norm(apply_affine(r, t, src) - dst, axis=1)
-    inl = res <= inlier_factor * _robust_scale(res, min_scale)
-    if inl.sum() >= 3:
-        r, t = kabsch(src[inl], dst[inl])
-    return r, t, inl
-
-
-class _RigidModel:
-    """A rigid transform as a model of :func:`skimage.measure.ransac` (estimated by our
-    reflection-corrected :func:`kabsch`; skimage's ``EuclideanTransform`` does not guarantee
-    ``det(R) = +1`` on the noisy 3-point samples RANSAC draws)."""
-
-    def __init__(self, r: np.ndarray, t: np.ndarray):
-        self.r, self.t = r, t
-
-    @classmethod
-    def from_estimate(cls, src, dst):
-        return cls(*kabsch(src, dst))
-
-    def residuals(self, src, dst) -> np.ndarray:
-        return np.linalg.norm(apply_affine(self.r, self.t, src) - dst, axis=1)
-
-
-def fit_rigid_ransac(src, dst, threshold_mm: float = 15.0, max_trials: int = 2000,
-                     seed: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rigid fit by RANSAC (:func:`skimage.measure.ransac`, 3-point Kabsch samples): the
-    rigid transform that brings the most matches within ``threshold_mm`` of their partner,
-    refitted on those inliers. Unlike the Huber fits, whose inlier test is relative to the
-    median residual, it survives a majority of wrong matches as long as the right ones agree
-    on one transform.
-
-    Args:
-        src, dst: ``(N, 3)`` corresponding points, ``N >= 3``.
-        threshold_mm: inlier distance.
-        max_trials: random 3-point samples.
-        seed: sampling seed (repeatable results).
-
-    Returns:
-        ``(R, t, inliers (N,) bool)``.
-    """
-    from skimage.measure import ransac
-    src, dst = _as_pairs(src, dst)
-    if len(src) < 3:
-        raise InvalidInputError(f'a rigid fit needs at least 3 point pairs, got {len(src)}.')
-    if not threshold_mm > 0:
-        raise InvalidInputError(f'threshold_mm must be > 0, got {threshold_mm}.')
-    model, inl = ransac((src, dst), _RigidModel, min_samples=3,
-                        residual_threshold=float(threshold_mm), max_trials=int(max_trials),
-                        rng=int(seed))
-    if model is None or inl is None or int(np.sum(inl)) < 3:
-        raise InvalidInputError(
-            f'RANSAC found no rigid transform that brings 3 or more of the {len(src)} matches '
-            f'within {threshold_mm} mm of each other; raise the threshold or check the matches.')
-    inl = np.asarray(inl, bool)
-    r, t = kabsch(src[inl], dst[inl])
-    return r, t, inl
-
-
-def _thinnest_extent(points: np.ndarray) -> float:
-    """RMS spread (mm) of ``(N, 3)`` points along their thinnest principal direction (0 for
-    fewer than 4 points or a plane)."""
-    if len(points) < 4:
-        return 0.0
-    s = np.linalg.svd(points - points.mean(0), compute_uv=False)
-    return float(s[-1] / np.sqrt(len(points)))
-
-
-def _weighted_affine(src, dst, w) -> Tuple[np.ndarray, np.ndarray]:
-    x = np.concatenate([src, np.ones((len(src), 1))], 1)
-    sw = np.sqrt(w)[:, None]
-    sol, *_ = np.linalg.lstsq(x * sw, dst * sw, rcond=None)  # (4, 3)
-    return sol[:3].T, sol[3]
-
-
-def fit_affine_robust(src, dst, k: float = 1.345, iters: int = 20,
-                      inlier_factor: float = 3.0, min_scale: float = 0.5,
-                      init: Optional[Tuple[np.ndarray, np.ndarray]] = None
-                      ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Affine fit ``dst ~ A @ src + t`` robust to outliers.
-
-    Iteratively re-weighted least squares with Huber weights on the residual norms (scale =
-    1.4826 x median residual, floored at ``min_scale`` mm), started from ``init`` (e.g. the
-    rigid fit) or the plain least-squares fit; finally a least-squares refit on the inliers
-    (residual <= ``inlier_factor`` x scale), which makes gross outliers have no influence.
-
-    Args:
-        src, dst: ``(N, 3)`` corresponding points, ``N >= 4`` not coplanar.
-        k: Huber constant (in units of the robust scale).
-        iters: IRLS iterations.
-        inlier_factor: inlier threshold of the final refit.
-        min_scale: lower bound of the residual scale in mm (exact data have scale 0).
-        init: optional ``(A, t)`` start.
-
-    Returns:
-        ``(A (3, 3), t (3,), inliers (N,) bool)``.
-    """
-    src, dst = _as_pairs(src, dst)
-    if len(src) < 4:
-        raise InvalidInputError(f'an affine fit needs at least 4 point pairs, got {len(src)}.')
-    centred = src - src.mean(0)
-    if np.linalg.matrix_rank(centred, tol=1e-6 * max(1.0, np.abs(centred).max())) < 3:
-        raise InvalidInputError('an affine fit needs points that are not coplanar.')
-    a, t = init if init is not None else _weighted_affine(src, dst, np.ones(len(src)))
-    for _ in range(int(iters)):
-        res = np.linalg.norm(apply_affine(a, t, src) - dst, axis=1)
-        w = _huber_weights(res, k, _robust_scale(res, min_scale))
-        a, t = _weighted_affine(src, dst, w)
-    res = np.linalg.norm(apply_affine(a, t, src) - dst, axis=1)
-    inl = res <= inlier_factor * _robust_scale(res, min_scale)
-    if inl.sum() >= 4 and np.linalg.matrix_rank(src[inl] - src[inl].mean(0)) == 3:
-        a, t = _weighted_affine(src[inl], dst[inl], np.ones(int(inl.sum())))
-    return a, t, inl
-
-
-def fit_landmark_transform(src, dst, ransac_threshold_mm: Optional[float] = 15.0,
-                           min_affine_extent_mm: float = 10.0):
-    """The point-fit step of :func:`register_with_embeddings`: ``dst ~ A src + t``.
-
-    A rigid fit (:func:`fit_rigid_ransac` with ``ransac_threshold_mm``, or the Huber
-    :func:`fit_rigid_robust` on all pairs when it is ``None``), then a robust affine
-    (:func:`fit_affine_robust`) on the pairs the rigid fit used, started from it - unless those
-    points spread less than ``min_affine_extent_mm`` (RMS) across their thinnest direction:
-    an affine is then undetermined across that plane, so the rigid transform is returned as
-    the affine.
-
-    Returns:
-        ``(R, t, rigid_inliers, A, t_affine, affine_inliers, info)``; ``info['affine']`` is
-        ``'fitted'`` or says why the rigid fit was kept.
-    """
-    src, dst = _as_pairs(src, dst)
-    info: Dict = {}
-    if ransac_threshold_mm is None:
-        r, t, rigid_inl = fit_rigid_robust(src, dst)
-        use = np.ones(len(src), bool)
-    else:
-        r, t, rigid_inl = fit_rigid_ransac(src, dst, ransac_threshold_mm)
-        use = rigid_inl.copy()
-        info['n_ransac_inliers'] = int(rigid_inl.sum())
-    thickness = _thinnest_extent(src[use])
-    if use.sum() >= 4 and thickness >= min_affine_extent_mm:
-        a, ta, inl_sub = fit_affine_robust(src[use], dst[use], init=(r, t))
-        inl_k = use.copy()
-        inl_k[np.flatnonzero(use)[~inl_sub]] = False
-        info['affine'] = 'fitted'
-    else:
-        # the points (nearly) lie in one plane: an affine is undetermined across it (it can
-        # flatten the volume), so the rigid fit stands in for it
-        a, ta, inl_k = r, t, rigid_inl.copy()
-        info['affine'] = (f'rigid kept: the {int(use.sum())} point pairs span {thickness:.1f} mm '
-                          f'across their thinnest direction (< {min_affine_extent_mm:g} mm)')
-    return r, t, rigid_inl, a, ta, inl_k, info
+__all__ = ['body_grid_points', 'register_with_embeddings', 'EmbeddingRegistration',
+           'save_registration',
+           # re-exported from mmanat.registration
+           'kabsch', 'fit_rigid_robust', 'fit_rigid_ransac', 'fit_affine_robust',
+           'fit_landmark_transform', 'apply_affine']
 
 
 # ------------------------------------------------------------------------------ grid points
@@ -277,12 +59,21 @@ def body_grid_points(image: MedicalImage, grid_spacing_mm=(48.0, 48.0, 32.0),
     The grid runs along the image's voxel axes with steps ``grid_spacing_mm`` (ITK order
     ``(x, y, z)`` axes, mm), centred in the image; points whose nearest voxel is outside the
     body mask are dropped. ``mask``: a precomputed boolean body mask ``(z, y, x)``; otherwise
-    :func:`~mmanat.datasets.transforms.body_mask.body_mask` with ``mask_kwargs``. When fewer
+    :func:`~mmanat.structures.body.body_mask` with ``mask_kwargs``. When fewer
     than ``min_points`` grid points fall in the mask (a tiny or odd body), the whole image
     grid is used, with a warning.
+
+    Args:
+        image: a 3D :class:`MedicalImage`.
+        grid_spacing_mm: one step for all axes or three steps ``(x, y, z)`` in mm.
+        mask: optional boolean body mask ``(z, y, x)`` on the grid of ``image``.
+        min_points: fewest grid points in the body before the whole grid is used.
+        **mask_kwargs: arguments of ``body_mask`` (``threshold``, ``min_object_size``, ...).
+
+    Returns:
+        ``(N, 3)`` world points (LPS mm).
     """
     import warnings
-    from ..datasets.transforms.body_mask import body_mask
     if image.ndim != 3:
         raise InvalidInputError(f'{image.path or "<image>"}: registration needs 3D volumes.')
     step = np.asarray(grid_spacing_mm, dtype=np.float64).reshape(-1)
@@ -346,24 +137,7 @@ class EmbeddingRegistration:
 
     def map_fixed_to_moving(self, points_mm) -> np.ndarray:
         """Map fixed-image world points into the moving image with the final transform."""
-        from ..evaluation.baselines import transform_points
         return transform_points(self.transform, points_mm)
-
-
-def _sitk_affine(a: np.ndarray, t: np.ndarray):
-    import SimpleITK as sitk
-    aff = sitk.AffineTransform(3)
-    aff.SetMatrix([float(v) for v in np.asarray(a).reshape(-1)])
-    aff.SetTranslation([float(v) for v in t])
-    return aff
-
-
-def _bspline_refine(fixed: MedicalImage, moving: MedicalImage, affine, preset: str,
-                    overrides: Dict):
-    """Cubic B-spline (Mattes MI, L-BFGS-B) on top of ``affine``; the set-up of
-    :func:`mmanat.evaluation.baselines.register_bspline`, with our affine as the start."""
-    from ..evaluation.baselines import refine_bspline
-    return refine_bspline(fixed, moving, affine, preset, **overrides)
 
 
 def register_with_embeddings(model, moving_image, fixed_image,
@@ -378,7 +152,7 @@ def register_with_embeddings(model, moving_image, fixed_image,
                              ransac_threshold_mm: Optional[float] = 15.0,
                              min_affine_extent_mm: float = 10.0,
                              ) -> EmbeddingRegistration:
-    """Register ``moving_image`` to ``fixed_image`` from embedding matches (UAE-M, SPEC 3).
+    """Register ``moving_image`` to ``fixed_image`` from embedding matches (UAE-M).
 
     Args:
         model: an embedding model (:func:`mmanat.apis.init_model`); may be ``None`` when both
@@ -394,15 +168,15 @@ def register_with_embeddings(model, moving_image, fixed_image,
         mask_kwargs: arguments of ``body_mask`` (e.g. ``min_object_size`` for small images).
         match_cfg: keyword arguments of :func:`mmanat.apis.match` (e.g. ``method``).
         bspline_preset / bspline_overrides: SimpleITK set-up (see
-            :data:`mmanat.evaluation.baselines.PRESETS`; ``'quick'`` = 4 mm, 2 levels).
+            :data:`mmanat.registration.PRESETS`; ``'quick'`` = 4 mm, 2 levels).
         warp: also resample the moving image on the fixed grid.
         moving_maps, fixed_maps: precomputed :class:`EmbeddingMaps` (skip embedding).
         progress: print progress lines.
         ransac_threshold_mm: the rigid fit is :func:`fit_rigid_ransac` with this inlier
             distance and the affine is fitted (Huber) on its inliers only; ``None``: the
             Huber fits :func:`fit_rigid_robust` / :func:`fit_affine_robust` on all kept
-            matches, which break down when most matches are wrong (README, UAE-M: 33.2 vs
-            6.7 mm landmark error with the same model).
+            matches, which break down when most matches are wrong (33.2 vs 6.7 mm landmark
+            error with the same model; docs/en/user_guides/registration.md).
         min_affine_extent_mm: the affine is fitted only when the matches it uses spread at
             least this far (RMS) across their thinnest direction; otherwise the rigid fit is
             the landmark transform (``info['affine']`` says which).
@@ -410,7 +184,8 @@ def register_with_embeddings(model, moving_image, fixed_image,
     Returns:
         :class:`EmbeddingRegistration` (transform fixed -> moving, ITK convention).
     """
-    from .inference import _as_image, embed
+    from .embedding import embed
+    from .preprocessing import as_medical_image as _as_image
     from .matching import match
     from ..structures.resample import resample_to_reference
     if deformable not in ('bspline', 'none'):
@@ -457,13 +232,13 @@ def register_with_embeddings(model, moving_image, fixed_image,
     info.update(rigid_residual_mm=float(np.median(res_rigid[rigid_inl])),
                 affine_residual_mm=float(np.median(res_aff[inl_k])),
                 n_inliers=int(inl_k.sum()))
-    affine = _sitk_affine(a, ta)
+    affine = affine_to_sitk(a, ta)
     transform = affine
     if deformable == 'bspline':
         say('[4/5] B-spline refinement (SimpleITK, Mattes MI) ...')
         t2 = time.perf_counter()
-        transform, binfo = _bspline_refine(fixed_image, moving_image, affine, bspline_preset,
-                                           dict(bspline_overrides or {}))
+        transform, binfo = refine_bspline(fixed_image, moving_image, affine, bspline_preset,
+                                          **dict(bspline_overrides or {}))
         info.update(bspline=binfo, bspline_s=time.perf_counter() - t2)
     warped = None
     if warp:

@@ -8,11 +8,12 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from mmengine.dataset import BaseDataset
 
+from ..fileio.formats import PICTURE_EXTENSIONS
 from ..registry import DATASETS
 from ..utils.exceptions import InvalidInputError
 
-#: file extensions picked up when ``ann_file`` is a folder
-RADIOGRAPH_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.dcm', '.dicom')
+#: file extensions picked up when ``ann_file`` is a folder (the 2D picture formats)
+RADIOGRAPH_EXTENSIONS = PICTURE_EXTENSIONS
 
 #: ChestX-ray14 label names, in the order of its official multi-hot list files
 CHESTXRAY14_CLASSES = ('Atelectasis', 'Cardiomegaly', 'Effusion', 'Infiltration', 'Mass',

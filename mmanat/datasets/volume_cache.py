@@ -197,7 +197,7 @@ def preprocess_volume(src_path: str, npy_path: str, spacing: float = 2.0,
     Raises:
         InvalidInputError (or whatever the reader raises) for unreadable input.
     """
-    from mmanat.datasets.transforms.body_mask import body_bbox, body_mask
+    from mmanat.structures.body import body_bbox, body_mask
     from mmanat.datasets.transforms.intensity import MR_PERCENTILES
     from mmanat.fileio import read_volume
     from mmanat.structures.geometry import crop_image

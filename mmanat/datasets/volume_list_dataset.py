@@ -11,26 +11,13 @@ from mmengine.dataset import BaseDataset
 from mmengine.registry import DefaultScope
 from mmengine.logging import print_log
 
+from mmanat.fileio.formats import VOLUME_EXTENSIONS, is_volume_file, strip_extension
 from mmanat.registry import DATASETS
 from mmanat.structures.image import MODALITIES
 from mmanat.utils.exceptions import InvalidInputError
 
-#: file endings recognised as volumes when a folder is scanned (lower case)
-VOLUME_EXTENSIONS = ('.nii.gz', '.nii', '.nrrd', '.nhdr', '.mha', '.mhd')
 _IMAGE_COLUMNS = ('image', 'img_path', 'path', 'filename')
 _LABEL_COLUMNS = ('label', 'label_path', 'mask', 'seg')
-
-
-def _strip_ext(name: str) -> str:
-    low = name.lower()
-    for ext in VOLUME_EXTENSIONS + ('.npy', '.dcm'):
-        if low.endswith(ext):
-            return name[:-len(ext)]
-    return name
-
-
-def _is_volume_file(name: str) -> bool:
-    return name.lower().endswith(VOLUME_EXTENSIONS)
 
 
 def scan_volume_folder(root: str, exclude: Sequence[str] = (),
@@ -49,7 +36,7 @@ def scan_volume_folder(root: str, exclude: Sequence[str] = (),
                 continue
             if any(fnmatch.fnmatch(name.lower(), p.lower()) for p in exclude):
                 continue
-            if _is_volume_file(name):
+            if is_volume_file(name):
                 found.append(osp.normpath(osp.join(rel_folder, name)))
             elif dicom and name.lower().endswith('.dcm'):
                 has_dicom = True
@@ -235,7 +222,7 @@ class VolumeListDataset(BaseDataset):
                     missing.append(f'{where}: {what} {p}')
             modality = self._check_modality(row.get('modality'), where)
             rel = osp.relpath(img_path, base)
-            subject_id = row.get('subject_id') or _strip_ext(
+            subject_id = row.get('subject_id') or strip_extension(
                 osp.basename(img_path) if rel.startswith('..') else rel)
             info = dict(img_path=img_path, subject_id=subject_id)
             if cache:

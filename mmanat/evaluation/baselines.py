@@ -7,10 +7,10 @@
 * SimpleITK affine + B-spline registration: the affine result refined by a cubic B-spline
   free-form deformation (Mattes MI, L-BFGS-B).
 
-Direction of the transforms: ITK registration estimates ``T`` mapping points of the *fixed*
-image's space into the *moving* image's space. The template is used as the fixed image and the
-target as the moving image, so ``T.TransformPoint(template_point_mm)`` is directly the
-predicted target point (tested in ``tests/test_evaluation/test_baselines.py``).
+The registrations themselves live in :mod:`mmanat.registration.sitk_registration`; this module
+wraps them as benchmark methods. The template is the fixed image and the target the moving
+image, so the estimated transform maps a template point directly to the predicted target point
+(tested in ``tests/test_evaluation/test_baselines.py``).
 
 Every method object is a callable ``method(template, points_mm, target) -> (N, 3) predicted
 target points (world LPS mm)`` with a ``name``; :class:`RegistrationResult` also keeps the wall
@@ -19,225 +19,23 @@ time of the registration.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
+from ..registration.sitk_registration import (PRESETS, RegistrationResult,  # noqa: F401
+                                              refine_bspline, register_affine,
+                                              register_bspline, registration_config,
+                                              transform_points)
 from ..structures.image import MedicalImage
-from ..utils.exceptions import InvalidInputError
 
-#: presets of the registration baselines; ``quick`` keeps a case at 4 mm to a few seconds
-PRESETS = {
-    'default': dict(spacing=2.0, shrink_factors=(4, 2, 1), smoothing_sigmas=(2.0, 1.0, 0.0),
-                    sampling_percentage=0.05, affine_iterations=200, bspline_iterations=50,
-                    bspline_sampling_percentage=0.01, bspline_grid_mm=50.0,
-                    histogram_bins=50),
-    'quick': dict(spacing=4.0, shrink_factors=(2, 1), smoothing_sigmas=(1.0, 0.0),
-                  sampling_percentage=0.1, affine_iterations=100, bspline_iterations=20,
-                  bspline_sampling_percentage=0.02, bspline_grid_mm=60.0, histogram_bins=32),
-}
+__all__ = ['IdentityMethod', 'SitkAffineMethod', 'SitkBSplineMethod',
+           'SitkBSplineFromIdentityMethod', 'default_baselines',
+           # re-exported from mmanat.registration
+           'PRESETS', 'RegistrationResult', 'transform_points', 'register_affine',
+           'register_bspline', 'refine_bspline']
 
 
-# options beside the preset keys: sampling seed (default 1; 0 = wall clock, not repeatable),
-# initialiser ('geometry' | 'moments'), and threads (0: SimpleITK's default; 1 makes a
-# registration repeatable, because multi-threaded metric sums are reduced in varying order)
-_EXTRA_OPTIONS = ('seed', 'init', 'threads')
-
-
-@dataclass
-class RegistrationResult:
-    """A registration of ``template`` (fixed) to ``target`` (moving).
-
-    Attributes:
-        transform: ``SimpleITK.Transform`` mapping template world points (LPS mm) to target
-            world points.
-        seconds: wall time of the registration (pre-processing included).
-        metric_value: final Mattes MI value (lower is better).
-        info: optimiser stop conditions per stage.
-    """
-
-    transform: object
-    seconds: float
-    metric_value: float = float('nan')
-    info: Dict = field(default_factory=dict)
-
-    def map_points(self, points_mm) -> np.ndarray:
-        """Map ``(N, 3)`` template points (world mm) to the target (world mm)."""
-        return transform_points(self.transform, points_mm)
-
-
-def transform_points(transform, points_mm) -> np.ndarray:
-    """Apply a ``SimpleITK.Transform`` to ``(N, D)`` world points.
-
-    Affine-family transforms are applied in one matrix product; any other transform (B-spline,
-    composite) point by point, because SimpleITK exposes no batched ``TransformPoint`` (a
-    microsecond per point in C++; query sets are tens to thousands of points).
-    """
-    import SimpleITK as sitk
-    pts = np.asarray(points_mm, dtype=np.float64)
-    if pts.ndim == 1:
-        pts = pts[None]
-    if pts.size == 0:
-        return pts.copy()
-    if isinstance(transform, sitk.Transform) and transform.GetName() == 'AffineTransform':
-        aff = sitk.AffineTransform(transform)
-        d = pts.shape[1]
-        mat = np.asarray(aff.GetMatrix()).reshape(d, d)
-        centre = np.asarray(aff.GetCenter())
-        return (pts - centre) @ mat.T + centre + np.asarray(aff.GetTranslation())
-    return np.array([transform.TransformPoint(tuple(float(v) for v in p)) for p in pts])
-
-
-def _prepare(image: MedicalImage, spacing: Optional[float]):
-    """Float32 SimpleITK image at ``spacing`` mm with intensities clipped to the 0.5-99.5
-    percentiles (keeps the MI histogram from being squeezed by outliers)."""
-    from ..structures.resample import resample_to_spacing
-    if image.ndim != 3:
-        raise InvalidInputError(
-            f'{image.path or "<in-memory image>"}: registration baselines need 3D volumes.')
-    img = image
-    if spacing is not None and not np.allclose(image.spacing, spacing, rtol=0.05):
-        img = resample_to_spacing(image.with_array(image.array.astype(np.float32)), spacing)
-    arr = img.array.astype(np.float32)
-    lo, hi = np.percentile(arr, [0.5, 99.5])
-    if hi <= lo:
-        hi = lo + 1.0
-    return img.with_array(np.clip(arr, lo, hi)).to_sitk()
-
-
-def _method(cfg, sampling_percentage):
-    import SimpleITK as sitk
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=int(cfg['histogram_bins']))
-    reg.SetMetricSamplingStrategy(reg.RANDOM)
-    # SimpleITK reads seed 0 as "seed from the wall clock": default to a fixed seed
-    reg.SetMetricSamplingPercentage(float(sampling_percentage), int(cfg.get('seed', 1)))
-    if int(cfg.get('threads', 0)) > 0:
-        reg.SetNumberOfThreads(int(cfg['threads']))
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetShrinkFactorsPerLevel([int(v) for v in cfg['shrink_factors']])
-    reg.SetSmoothingSigmasPerLevel([float(v) for v in cfg['smoothing_sigmas']])
-    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
-    return reg
-
-
-def _config(preset: str, overrides: Dict) -> Dict:
-    if preset not in PRESETS:
-        raise InvalidInputError(f'unknown baseline preset {preset!r}; use one of '
-                                f'{sorted(PRESETS)}.')
-    cfg = dict(PRESETS[preset])
-    unknown = set(overrides) - set(cfg) - set(_EXTRA_OPTIONS)
-    if unknown:
-        raise InvalidInputError(f'unknown registration options {sorted(unknown)}; known: '
-                                f'{sorted(cfg) + list(_EXTRA_OPTIONS)}.')
-    cfg.update({k: v for k, v in overrides.items() if v is not None})
-    if len(cfg['shrink_factors']) != len(cfg['smoothing_sigmas']):
-        raise InvalidInputError('shrink_factors and smoothing_sigmas need the same length.')
-    return cfg
-
-
-def _affine_stage(fixed, moving, cfg):
-    import SimpleITK as sitk
-    init_mode = {'geometry': sitk.CenteredTransformInitializerFilter.GEOMETRY,
-                 'moments': sitk.CenteredTransformInitializerFilter.MOMENTS}
-    mode = cfg.get('init', 'geometry')
-    if mode not in init_mode:
-        raise InvalidInputError(f'init must be "geometry" or "moments", got {mode!r}.')
-    initial = sitk.CenteredTransformInitializer(fixed, moving, sitk.AffineTransform(3),
-                                                init_mode[mode])
-    reg = _method(cfg, cfg['sampling_percentage'])
-    reg.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0, minStep=1e-3, numberOfIterations=int(cfg['affine_iterations']),
-        relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetInitialTransform(initial, inPlace=False)
-    out = reg.Execute(fixed, moving)
-    return sitk.AffineTransform(out.GetNthTransform(0) if out.GetName() == 'CompositeTransform'
-                                else out), reg
-
-
-def register_affine(template: MedicalImage, target: MedicalImage, preset: str = 'default',
-                    **overrides) -> RegistrationResult:
-    """Affine registration (Mattes MI, multi-resolution, centred initialisation).
-
-    Args:
-        template: the image whose points are to be found (fixed image).
-        target: the image to find them in (moving image).
-        preset: ``'default'`` (2 mm, 3 levels) or ``'quick'`` (4 mm, 2 levels).
-        **overrides: any key of :data:`PRESETS` (``spacing``, ``shrink_factors``,
-            ``smoothing_sigmas``, ``sampling_percentage``, ``affine_iterations``, ...),
-            ``seed`` (sampling), ``init`` (``'geometry'`` or ``'moments'``) and ``threads``
-            (1: repeatable to ~1e-12 mm; default: all cores, which can differ slightly from
-            run to run).
-
-    Returns:
-        :class:`RegistrationResult` whose transform maps template -> target world points.
-    """
-    cfg = _config(preset, overrides)
-    t0 = time.perf_counter()
-    fixed, moving = _prepare(template, cfg['spacing']), _prepare(target, cfg['spacing'])
-    affine, reg = _affine_stage(fixed, moving, cfg)
-    return RegistrationResult(affine, time.perf_counter() - t0, reg.GetMetricValue(),
-                              {'affine': reg.GetOptimizerStopConditionDescription()})
-
-
-def register_bspline(template: MedicalImage, target: MedicalImage, preset: str = 'default',
-                     **overrides) -> RegistrationResult:
-    """Affine registration (:func:`register_affine`) refined by a cubic B-spline deformation
-    (control-point spacing ``bspline_grid_mm``; Mattes MI; L-BFGS-B).
-
-    The returned transform is the composite ``affine(bspline(x))``: the B-spline acts in the
-    template (fixed) space, the affine then carries the point into the target.
-    """
-    cfg = _config(preset, overrides)
-    t0 = time.perf_counter()
-    fixed, moving = _prepare(template, cfg['spacing']), _prepare(target, cfg['spacing'])
-    affine, reg_a = _affine_stage(fixed, moving, cfg)
-    composite, reg, mesh = _bspline_stage(fixed, moving, affine, cfg)
-    return RegistrationResult(composite, time.perf_counter() - t0, reg.GetMetricValue(),
-                              {'affine': reg_a.GetOptimizerStopConditionDescription(),
-                               'bspline': reg.GetOptimizerStopConditionDescription(),
-                               'mesh': mesh})
-
-
-def _bspline_stage(fixed, moving, affine, cfg):
-    """Cubic B-spline (Mattes MI, L-BFGS-B) on prepared SimpleITK images, started from
-    ``affine``; returns ``(composite affine(bspline(x)), registration method, mesh)``."""
-    import SimpleITK as sitk
-    extent = np.asarray(fixed.GetSize()) * np.asarray(fixed.GetSpacing())
-    mesh = [max(1, int(round(e / float(cfg['bspline_grid_mm'])))) for e in extent]
-    bspline = sitk.BSplineTransformInitializer(fixed, mesh, order=3)
-    reg = _method(cfg, cfg['bspline_sampling_percentage'])
-    its = int(cfg['bspline_iterations'])
-    reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=its,
-                             maximumNumberOfCorrections=5,
-                             maximumNumberOfFunctionEvaluations=4 * its,
-                             costFunctionConvergenceFactor=1e7)
-    reg.SetMovingInitialTransform(affine)
-    reg.SetInitialTransform(bspline, inPlace=True)
-    reg.Execute(fixed, moving)
-    # CompositeTransform applies its transforms last-added first: affine(bspline(x))
-    composite = sitk.CompositeTransform([sitk.AffineTransform(affine), bspline])
-    return composite, reg, mesh
-
-
-def refine_bspline(template: MedicalImage, target: MedicalImage, initial_affine,
-                   preset: str = 'default', **overrides):
-    """B-spline refinement of a given affine ``initial_affine`` (a ``SimpleITK.AffineTransform``
-    mapping template points to the target), with the set-up of :func:`register_bspline`.
-
-    Returns:
-        ``(composite transform affine(bspline(x)), info dict)``.
-    """
-    cfg = _config(preset, overrides)
-    fixed, moving = _prepare(template, cfg['spacing']), _prepare(target, cfg['spacing'])
-    composite, reg, mesh = _bspline_stage(fixed, moving, initial_affine, cfg)
-    return composite, dict(metric=float(reg.GetMetricValue()), mesh=mesh,
-                           stop=reg.GetOptimizerStopConditionDescription())
-
-
-# ------------------------------------------------------------------------- methods
 class IdentityMethod:
     """Baseline: every template point maps to the same world position in the target."""
 
@@ -254,7 +52,7 @@ class SitkAffineMethod:
     name = 'sitk_affine'
 
     def __init__(self, preset: str = 'default', **overrides):
-        _config(preset, overrides)
+        registration_config(preset, **overrides)  # fail early on a bad preset or option
         self.preset, self.overrides = preset, overrides
         self.last_result: Optional[RegistrationResult] = None
 
@@ -292,7 +90,16 @@ class SitkBSplineFromIdentityMethod(SitkAffineMethod):
 
 
 def default_baselines(quick: bool = False, names: Optional[Sequence[str]] = None):
-    """The baseline methods (identity, sitk_affine, sitk_bspline), ``quick`` preset or not."""
+    """The baseline methods (identity, sitk_affine, sitk_bspline).
+
+    Args:
+        quick: use the ``'quick'`` registration preset (4 mm, 2 levels) instead of
+            ``'default'`` (2 mm, 3 levels).
+        names: keep only the methods with these names.
+
+    Returns:
+        list of method objects, in the order identity, sitk_affine, sitk_bspline.
+    """
     preset = 'quick' if quick else 'default'
     methods = [IdentityMethod(), SitkAffineMethod(preset), SitkBSplineMethod(preset)]
     if names is not None:

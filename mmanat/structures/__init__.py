@@ -4,9 +4,11 @@ from .image import MODALITIES, MedicalImage
 from .points import SPACES, PointSet, check_space, convert_space
 from .resample import reorient, resample_to_reference, resample_to_spacing
 from .embedding_map import EmbeddingMaps, GridGeometry  # noqa: F401
+from .body import body_bbox, body_mask  # noqa: F401
 
 __all__ = [
     'MedicalImage', 'MODALITIES', 'PointSet', 'SPACES', 'convert_space', 'check_space',
     'reorient', 'resample_to_spacing', 'resample_to_reference', 'check_points_inside',
     'crop_image', 'bbox_of_mask'
 ]
+__all__ += ['body_mask', 'body_bbox']

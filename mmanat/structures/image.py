@@ -1,6 +1,6 @@
 """A medical image (2D radiograph or 3D volume) that carries its full physical geometry.
 
-Conventions (see README, "Coordinates"):
+Conventions (see docs/en/user_guides/coordinates_and_io.md):
 
 * ``array`` is stored in numpy order, i.e. ``(z, y, x)`` for a volume and ``(y, x)`` for a 2D
   image (torch: ``N, C, D, H, W``).

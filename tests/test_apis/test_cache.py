@@ -8,7 +8,7 @@ import torch
 from mmanat.apis import embed, load_embeddings, match, save_embeddings
 from mmanat.apis import cache as cache_mod
 from mmanat.utils.exceptions import InvalidInputError
-from position_encoder_standin import PositionEncoderStandIn, quadratic_volume
+from tests.helpers.position_encoder_standin import PositionEncoderStandIn, quadratic_volume
 
 
 @pytest.fixture(scope='module')

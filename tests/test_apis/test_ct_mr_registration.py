@@ -3,7 +3,7 @@ rigid + smooth deformation: the whole path of ``register_with_embeddings`` (body
 moved MR, matching, RANSAC Kabsch rigid, robust affine, SimpleITK B-spline on the real CT/MR
 intensities) with oracle embeddings - analytic maps that embed each voxel's anatomical
 position, known from the deformation - so the test measures the registration machinery, not
-a trained model (trained models: the README's UAE-M table, `tools/uae_m_recipe.py`).
+a trained model (trained models: the UAE-M card of docs/en/model_zoo.md).
 
 Measured when written (seed 0, 4 mm, 47 landmarks + body points): identity 17.93 mm mean,
 landmark affine 2.84 mm (6.3x lower), affine + B-spline 3.39 mm (5.3x lower; the quick
@@ -12,7 +12,7 @@ B-spline preset does not recover the <= 8 mm smooth part better than the affine 
 import numpy as np
 import pytest
 
-from analytic_maps import analytic_maps, fourier_freqs
+from tests.helpers.analytic_maps import analytic_maps, fourier_freqs
 from mmanat.apis import register_with_embeddings
 from mmanat.evaluation.cases import ct_mr_registration_cases
 from mmanat.structures.embedding_map import GridGeometry

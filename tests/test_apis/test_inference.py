@@ -9,7 +9,7 @@ import torch
 from mmanat.apis import embed, init_model, preprocess_image
 from mmanat.structures import MedicalImage, reorient
 from mmanat.utils.exceptions import InvalidInputError
-from position_encoder_standin import FIELD, PositionEncoderStandIn, quadratic_volume
+from tests.helpers.position_encoder_standin import FIELD, PositionEncoderStandIn, quadratic_volume
 
 STANDIN_CFG = dict(model=dict(type='PositionEncoderStandIn', channels=32))
 
@@ -211,8 +211,8 @@ def sam_tiny():
 def test_sam_tiled_and_whole_volume_agree(sam_tiny):
     """Random-init SAM tiny, 32 x 96 x 96 voxels in 32 x 64 x 64 windows (the smallest
     useful windows, the worst case): fine maps agree to a mean cosine of about 0.997, coarse
-    maps (receptive field larger than a window) about 0.93; see README for full-size
-    numbers."""
+    maps (receptive field larger than a window) about 0.93; full-size numbers:
+    docs/en/advanced_guides/tiled_inference.md."""
     from scipy.ndimage import gaussian_filter
     rng = np.random.default_rng(0)
     arr = gaussian_filter(rng.normal(size=(32, 96, 96)), 3) * 3000 - 200

@@ -1,5 +1,6 @@
-"""Matching (SPEC 1.5, SPEC 2) with the analytic position-encoder stand-in, whose embeddings are
-exact functions of world position: a moved copy must match every point at exactly +shift."""
+"""Matching (SAM, arXiv:2012.02383; UAE stable points, arXiv:2311.15111) with the analytic
+position-encoder stand-in, whose embeddings are exact functions of world position: a moved copy
+must match every point at exactly +shift."""
 import numpy as np
 import pytest
 import torch
@@ -7,7 +8,7 @@ import torch
 from mmanat.apis import embed, match
 from mmanat.apis.matching import Matcher
 from mmanat.utils.exceptions import InvalidInputError
-from position_encoder_standin import PositionEncoderStandIn, moved, quadratic_volume
+from tests.helpers.position_encoder_standin import PositionEncoderStandIn, moved, quadratic_volume
 
 SHIFT = np.array([7.3, -10.6, 4.1])  # mm, deliberately not a multiple of the 4 mm fine grid
 
@@ -78,7 +79,7 @@ def test_reference_similarity_matches_the_definition(template, template_maps, sh
     """The returned score is (fine . F(v) + coarse . C_up(v)/|C_up(v)|) / 2 at the match,
     with C_up the coarse map trilinearly upsampled to the fine grid (computed here directly
     with grid_sample, independently of the implementation's separable upsampling)."""
-    from mmanat.apis.matching import sample_embeddings
+    from mmanat.apis.search import sample_embeddings
     q = _queries(template, 20, 16.0, seed=3)
     r = match(template_maps, q, shifted_maps, refine=False)
     f = sample_embeddings(template_maps, q, 'fine')
@@ -151,7 +152,7 @@ def test_reoriented_target_with_other_geometry():
     # re-evaluate the field on the flipped grid (world positions changed)
     zz, yy, xx = np.meshgrid(*[np.arange(n) for n in tgt.shape], indexing='ij')
     world = tgt.array_index_to_world(np.stack([zz, yy, xx], -1))
-    from position_encoder_standin import FIELD
+    from tests.helpers.position_encoder_standin import FIELD
     arr = FIELD['base'] + ((world - np.array(FIELD['vertex'])) ** 2 *
                            np.array(FIELD['a'])).sum(-1)
     tgt = tgt.with_array(arr.astype(np.float32))
@@ -202,7 +203,7 @@ def test_stable_points_without_kept_pairs_fall_back_to_plain_match(template, tem
 
 def test_robust_affine_fit_ignores_outliers():
     """The Huber IRLS fit recovers an affine map despite 20 % gross outliers."""
-    from mmanat.apis.matching import _stable_votes
+    from mmanat.apis.stable_points import robust_affine_votes
     rng = np.random.default_rng(11)
     N, P = 3, 125
     q0 = rng.uniform(-50, 50, (N, 3))
@@ -213,7 +214,7 @@ def test_robust_affine_fit_ignores_outliers():
     out = rng.random((N, P)) < 0.2
     k[out] += rng.uniform(-60, 60, (int(out.sum()), 3))
     keep = np.ones((N, P), bool)
-    ans, score, nk = _stable_votes(q0, q, k, np.full((N, P), 0.9), keep, 8, 1.345, 10)
+    ans, score, nk = robust_affine_votes(q0, q, k, np.full((N, P), 0.9), keep, 8, 1.345, 10)
     # the answer is the mean vote; inliers vote exactly q0 + t, outliers add their noise/P
     inlier_vote = q0 + t
     assert np.all(nk == P)
@@ -221,18 +222,72 @@ def test_robust_affine_fit_ignores_outliers():
     assert np.allclose(score, 0.9)
 
 
-def test_subvoxel_refinement_is_exact_for_a_quadratic_peak():
-    """On an exactly quadratic similarity the 3x3x3 fit finds the true vertex."""
-    from mmanat.apis.matching import _PINV27, _OFFSETS27
-    d = _OFFSETS27.astype(float)
-    vertex = np.array([0.3, -0.2, 0.4])
+def _quadratic_scores(vertices, H, peak=0.9):
+    """Similarities s(d) = peak + (d - v)^T H (d - v) / 2 at the 27 neighbourhood offsets."""
+    from mmanat.apis.refinement import NEIGHBOUR_OFFSETS
+    d = NEIGHBOUR_OFFSETS.astype(float)[None] - np.asarray(vertices, float)[:, None]
+    return torch.from_numpy(peak + 0.5 * np.einsum('nki,ij,nkj->nk', d, H, d))
+
+
+def test_subvoxel_offsets_find_the_vertex_of_an_oblique_quadratic_peak():
+    """The 3x3x3 quadratic fit of the real refinement recovers the vertex of an exactly
+    quadratic, oblique (non-diagonal Hessian) peak; vertices beyond half a voxel are clipped."""
+    from mmanat.apis.refinement import quadratic_peak_offsets
+    vertices = np.array([[0.3, -0.2, 0.4], [-0.45, 0.1, 0.0], [0.0, 0.0, 0.0],
+                         [0.8, -0.1, 0.2]])
     H = -np.array([[2.0, 0.5, 0.2], [0.5, 1.5, 0.1], [0.2, 0.1, 1.0]])
-    s = 0.9 + 0.5 * np.einsum('ni,ij,nj->n', d - vertex, H, d - vertex)
-    coef = _PINV27 @ s
-    g = coef[1:4]
-    Hf = np.array([[2 * coef[4], coef[7], coef[8]], [coef[7], 2 * coef[5], coef[9]],
-                   [coef[8], coef[9], 2 * coef[6]]])
-    np.testing.assert_allclose(-np.linalg.solve(Hf, g), vertex, atol=1e-9)
+    s = _quadratic_scores(vertices, H)
+    valid = torch.ones(s.shape, dtype=torch.bool)
+    off = quadratic_peak_offsets(s, valid, s[:, 13]).numpy()
+    np.testing.assert_allclose(off[:3], vertices[:3], atol=1e-9)
+    # 0.8 voxel away: the answer stays within half a voxel of the argmax, on the right side
+    assert np.abs(off[3]).max() <= 0.5 + 1e-12 and off[3, 0] == pytest.approx(0.5)
+
+
+def test_subvoxel_offsets_fall_back_to_axis_parabolas_at_missing_neighbours():
+    """Without the full neighbourhood the offset per axis comes from the parabola through the
+    two face neighbours (exact for an axis-aligned peak), and is 0 on an axis missing one."""
+    from mmanat.apis.refinement import quadratic_peak_offsets
+    vertex = np.array([[0.25, -0.35, 0.15]])
+    H = -np.diag([1.0, 2.0, 0.5])
+    s = _quadratic_scores(vertex, H)
+    valid = torch.ones(s.shape, dtype=torch.bool)
+    valid[0, 0] = False  # a corner neighbour (image border): no full fit
+    off = quadratic_peak_offsets(s, valid, s[:, 13]).numpy()
+    np.testing.assert_allclose(off[0], vertex[0], atol=1e-9)
+    valid[0, 14] = False  # the +x face neighbour as well: no parabola along x
+    off = quadratic_peak_offsets(s, valid, s[:, 13]).numpy()
+    np.testing.assert_allclose(off[0], [0.25, -0.35, 0.0], atol=1e-9)
+
+
+def test_refinement_moves_matches_between_voxel_centres():
+    """Analytic maps whose target anatomy is shifted by a fraction of a fine voxel: the
+    unrefined argmax is off by up to half a voxel per axis, the refined match (the real
+    match(refine=True) path) lands on the true position between the voxel centres."""
+    from mmanat.structures.embedding_map import GridGeometry
+    from tests.helpers.analytic_maps import analytic_maps, fourier_freqs
+    freqs = fourier_freqs(seed=5)
+    grid = GridGeometry((24, 48, 48), spacing=2.0, origin=(-47.0, -31.0, -20.0))
+    shift = np.array([1.3, -1.7, 0.9])  # mm (x, y, z); the fine grid is 4 mm
+    tpl = analytic_maps(grid, lambda w: w, freqs)
+    tgt = analytic_maps(grid, lambda w: w - shift, freqs)
+    # queries: interior template fine voxel centres, so that every true match lies between
+    # target voxel centres by the same fraction
+    fg = tpl.grid('fine')
+    idx = np.stack(np.meshgrid(*[np.arange(3, n - 3, 2) for n in fg.shape], indexing='ij'), -1)
+    q = fg.array_index_to_world(idx.reshape(-1, 3))
+    truth = q + shift
+    for method in ('reference', 'coarse_to_fine'):
+        plain = match(tpl, q, tgt, method=method, refine=False)
+        refined = match(tpl, q, tgt, method=method, refine=True)
+        err0 = np.linalg.norm(plain.points - truth, axis=1)
+        err1 = np.linalg.norm(refined.points - truth, axis=1)
+        # the argmax is the nearest voxel centre: the whole shift away
+        np.testing.assert_allclose(err0, np.linalg.norm(shift), atol=1e-6)
+        # refinement starts from that argmax and moves less than half a voxel per axis
+        np.testing.assert_allclose(refined.extra['grid_points'], plain.points, atol=1e-9)
+        assert np.abs(refined.points - plain.points).max() <= 2.0 + 1e-9
+        assert err1.max() < 0.1 * err0.min(), (method, err1.max())  # measured: 0.06 mm
 
 
 def test_empty_query_returns_empty_result(template_maps):

@@ -13,7 +13,7 @@ one fine voxel (4 mm) or one source voxel (2 mm).
 import numpy as np
 import pytest
 
-from analytic_maps import analytic_maps, fourier_freqs
+from tests.helpers.analytic_maps import analytic_maps, fourier_freqs
 from mmanat.apis import match
 from mmanat.structures.embedding_map import GridGeometry
 

@@ -47,3 +47,22 @@ def test_synthetic_config():
     assert ds_meta['modality'] == 'CT' and ds_meta['subject_id'].startswith('synthetic_')
     coords = item['data_samples']['coords']
     assert coords.shape == (2, 3, 32, 96, 96) and item['data_samples']['valid'].float().mean() > 0.3
+
+
+def test_dataset_configs_share_the_two_view_pipeline():
+    """The CT-folder and synthetic fragments differ only by LoadVolume; UAE-S reuses both the
+    views and their intensity steps."""
+    syn = Config.fromfile(osp.join(CFG_DIR, 'sam_synthetic.py')).train_dataloader
+    ct = Config.fromfile(osp.join(CFG_DIR, 'sam_ct_folder.py')).train_dataloader
+    pipeline = ct.dataset.pipeline
+    assert pipeline[0]['type'] == 'LoadVolume' and pipeline[1:] == syn.dataset.pipeline
+    assert [t['type'] for t in pipeline[1:]] == [
+        'RandomTwoViewCrop', 'NormalizeViewIntensity', 'RandomIntensityAugment', 'PackSAMInputs']
+    assert (ct.batch_size, ct.num_workers, syn.batch_size) == (6, 4, 2)
+    uae_s = Config.fromfile(osp.join(CFG_DIR, 'uae_s_ct_folder.py')).train_dataloader
+    intra, inter = uae_s.dataset.datasets
+    assert intra.pipeline == pipeline and intra.modality == 'CT'
+    assert inter.type == 'CrossSubjectPairDataset' and tuple(inter.crop_size) == (120, 180, 180)
+    assert inter.source.type == 'VolumeListDataset' and inter.source.ann_file == 'labels.csv'
+    assert inter.view_pipeline == syn.dataset.pipeline[1:3]
+    assert uae_s.batch_sampler.type == 'MixedBatchSampler' and uae_s.batch_size == 5

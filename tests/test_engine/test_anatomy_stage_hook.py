@@ -5,8 +5,7 @@ import sys
 
 import pytest
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from adam_tiny import register_recorder, tiny_cfg, write_pngs  # noqa: E402
+from tests.helpers.adam_tiny import register_recorder, tiny_cfg, write_pngs  # noqa: E402
 
 from mmanat.utils.exceptions import InvalidInputError  # noqa: E402
 

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mmanat.evaluation.cases import (_rotation, _target_grid, deform_case, lesion_box_voxels,
-                                     random_deformation, sample_body_points, warp_image)
+from mmanat.evaluation.cases import (deform_case, lesion_box_voxels, random_deformation,
+                                     random_target_grid, sample_body_points, warp_image)
+from mmanat.evaluation.cases.deformation import _rotation
 from mmanat.structures import MedicalImage
 
 OBLIQUE_DIRECTION = _rotation((1.0, 2.0, 3.0), np.deg2rad(25.0))
@@ -23,7 +24,7 @@ def test_marked_voxel_lands_at_ground_truth(direction):
                                      max_displacement_mm=8, smoothness_mm=25,
                                      field_spacing_mm=6)
     assert np.abs(deformation.field).max() > 1.0  # really deformable
-    grid = _target_grid(img, rng, (0.05, 0.05, 0.05), 0.1)
+    grid = random_target_grid(img, rng, (0.05, 0.05, 0.05), 0.1)
     marked = np.zeros(img.shape, np.float32)
     zyx = (15, 16, 14)
     marked[zyx] = 1000.0

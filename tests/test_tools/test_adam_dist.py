@@ -4,13 +4,11 @@ the keys of both (the pointer advances by world_size x batch per iteration)."""
 import os
 import os.path as osp
 import socket
-import sys
 
 import torch
 import torch.multiprocessing as mp
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'test_engine'))
-from adam_tiny import tiny_cfg, write_pngs  # noqa: E402
+from tests.helpers.adam_tiny import tiny_cfg, write_pngs
 
 
 def _free_port():

@@ -1,16 +1,15 @@
-"""The demos (tools/demo*.py share mmanat.apis.demo): output, timings, PNG, bad input."""
+"""The demos (mmanat-demo*, tools/demo*.py; all in mmanat.cli.demo): output, timings, PNG,
+bad input."""
 import os.path as osp
-import sys
 
 import numpy as np
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tests', 'test_apis'))
-from position_encoder_standin import moved, quadratic_volume  # noqa: E402
+from mmanat.cli.demo import main, main_ct_mr, main_semantic_stable_points
+from mmanat.fileio import write_image
+from mmanat.structures import MedicalImage
+from tests.helpers.position_encoder_standin import moved, quadratic_volume
 
-from mmanat.apis.demo import main  # noqa: E402
-from mmanat.fileio import write_image  # noqa: E402
-from mmanat.structures import MedicalImage  # noqa: E402
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def _files(tmp_path):
@@ -29,9 +28,9 @@ def _files(tmp_path):
 def test_demo_prints_match_and_timings_and_saves_png(tmp_path, capsys):
     f = _files(tmp_path)
     out = str(tmp_path / 'demo.png')
-    code = main('demo', argv=['--random-init', '--config', f['config'], '--template',
-                              f['template'], '--target', f['target'], '--template-label',
-                              f['label'], '--out', out, '--device', 'cpu'])
+    code = main(['--random-init', '--config', f['config'], '--template', f['template'],
+                 '--target', f['target'], '--template-label', f['label'], '--out', out,
+                 '--device', 'cpu'])
     assert code == 0
     text = capsys.readouterr().out
     for key in ('query', 'match', 'score', 'timing', 'load', 'preprocess', 'embed', 'figure'):
@@ -46,10 +45,10 @@ def test_demo_prints_match_and_timings_and_saves_png(tmp_path, capsys):
 def test_demo_stable_points_and_ras_point(tmp_path, capsys):
     f = _files(tmp_path)
     q = f['centre'] * [-1, -1, 1]  # RAS
-    code = main('demo', kind='semantic', stable_points=True,
-                argv=['--random-init', '--config', f['config'], '--template', f['template'],
-                      '--target', f['target'], '--point', *map(str, q), '--space', 'RAS',
-                      '--out', str(tmp_path / 'sp.png')])
+    code = main_semantic_stable_points(
+        ['--random-init', '--config', f['config'], '--template', f['template'], '--target',
+         f['target'], '--point', *map(str, q), '--space', 'RAS', '--out',
+         str(tmp_path / 'sp.png')])
     assert code == 0
     text = capsys.readouterr().out
     assert 'stable_points' in text and 'mm RAS' in text and 'no semantic head' in text
@@ -58,7 +57,7 @@ def test_demo_stable_points_and_ras_point(tmp_path, capsys):
 def test_demo_without_checkpoint_explains(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv('MMANAT_CHECKPOINT_DIR', str(tmp_path))  # no sam_default.pth here
-    assert main('demo', argv=[]) == 2
+    assert main([]) == 2
     err = capsys.readouterr().err
     assert '--checkpoint' in err and 'checkpoints/sam_default.pth' in err
 
@@ -67,8 +66,7 @@ def test_demo_ct_mr_default_is_mr_to_ct_of_one_synthetic_subject(tmp_path, capsy
     """No images given: a landmark of a synthetic subject's (moved) MR is searched in the CT
     of the same subject, and the error to the known position is printed."""
     micro = osp.join(ROOT, 'tests', 'data', 'configs', 'sam_micro_cpu.py')
-    code = main('demo_ct_mr', kind='ct_mr',
-                argv=['--random-init', '--config', micro, '--out', str(tmp_path / 'm.png')])
+    code = main_ct_mr(['--random-init', '--config', micro, '--out', str(tmp_path / 'm.png')])
     assert code == 0 and osp.isfile(tmp_path / 'm.png')
     text = capsys.readouterr().out
     assert 'synthetic_mr_subject0_moved' in text and 'synthetic_ct_subject0' in text
@@ -80,8 +78,7 @@ def test_demo_ct_mr_via_registration_with_the_shipped_model(tmp_path, capsys):
     shipped UAE-M it lands within 10 mm of the known T12 position (measured 2.0 mm), where the
     direct match of that single point is tens of mm off (45.9 mm)."""
     import re
-    code = main('demo_ct_mr', kind='ct_mr',
-                argv=['--via-registration', '--out', str(tmp_path / 'm.png')])
+    code = main_ct_mr(['--via-registration', '--out', str(tmp_path / 'm.png')])
     assert code == 0
     text = capsys.readouterr().out
     direct = float(re.search(r'^truth .* error ([0-9.]+) mm', text, re.M).group(1))

@@ -8,13 +8,11 @@ import sys
 
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-STANDIN_DIR = osp.join(ROOT, 'tests', 'test_apis')
-sys.path.insert(0, STANDIN_DIR)
-from position_encoder_standin import PositionEncoderStandIn, quadratic_volume  # noqa: E402
+from mmanat.apis import load_embeddings
+from mmanat.fileio import write_image
+from tests.helpers.position_encoder_standin import PositionEncoderStandIn, quadratic_volume
 
-from mmanat.apis import load_embeddings  # noqa: E402
-from mmanat.fileio import write_image  # noqa: E402
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def _free_port() -> int:
@@ -30,18 +28,19 @@ def test_torchrun_embeds_each_input_once(tmp_path):
         write_image(quadratic_volume(shape=(8, 16, 16), origin=(i, 0.0, 0.0)),
                     str(data / f'v{i}.nrrd'))
     cfg = tmp_path / 'cfg.py'
-    cfg.write_text("custom_imports = dict(imports=['position_encoder_standin'])\n"
+    cfg.write_text("custom_imports = dict(imports=['tests.helpers.position_encoder_standin'])\n"
                    "model = dict(type='PositionEncoderStandIn', channels=16)\n")
     ckpt = tmp_path / 'ck.pth'
     torch.save({'state_dict': PositionEncoderStandIn(channels=16).state_dict()}, str(ckpt))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([STANDIN_DIR, ROOT]),
+    env = dict(os.environ, PYTHONPATH=ROOT,
                OMP_NUM_THREADS='1')
     out = tmp_path / 'emb'
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
            '--master_port', str(_free_port()), osp.join(ROOT, 'tools', 'embed.py'), str(data),
            '--config', str(cfg), '--checkpoint', str(ckpt), '--out-dir', str(out),
            '--launcher', 'pytorch', '--device', 'cpu']
-    proc = subprocess.run(cmd, env=env, capture_output=True, encoding='utf-8', errors='replace', timeout=120)
+    proc = subprocess.run(cmd, env=env, capture_output=True, encoding='utf-8', errors='replace',
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(os.listdir(out)) == ['v0.emb.pt', 'v1.emb.pt', 'v2.emb.pt']
     assert 'rank 0: 2 embedded' in proc.stdout and 'rank 1: 1 embedded' in proc.stdout

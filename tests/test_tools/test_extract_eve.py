@@ -1,15 +1,16 @@
-"""tools/extract_eve.py end to end: a tiny random-init Adam, two small PNG radiographs."""
+"""mmanat-extract-eve (tools/extract_eve.py) end to end: a tiny random-init Adam, two small
+PNG radiographs; tools/analysis/eve_properties.py on three tiny subjects."""
 import importlib.util
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 import torch
 
+from mmanat.cli import extract_eve
+from tests.helpers.adam_tiny import tiny_cfg, write_pngs
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tests', 'test_engine'))
-from adam_tiny import tiny_cfg, write_pngs  # noqa: E402
 
 
 def _load_tool(rel):
@@ -28,7 +29,7 @@ def setup(tmp_path_factory):
     cfg = str(tmp / 'adam_tiny.py')
     Config(tiny_cfg(imgs, tmp / 'work')).dump(cfg)
     pngs = [osp.join(imgs, f'img_{i:03d}.png') for i in range(2)]
-    return _load_tool('tools/extract_eve.py'), cfg, pngs, tmp
+    return extract_eve, cfg, pngs, tmp
 
 
 def test_whole_images_write_a_valid_npz(setup):

@@ -1,19 +1,14 @@
+"""mmanat-fetch-data (tools/fetch_sample_data.py): idempotence, checksums, clear errors."""
 import hashlib
-import importlib.util
-import os.path as osp
 import tarfile
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmanat.cli import fetch_data
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'fetch_sample_data', osp.join(ROOT, 'tools', 'fetch_sample_data.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return fetch_data
 
 
 def test_present_files_download_nothing(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""tools/make_synthetic_data.py: files per subject, index.csv, determinism across runs."""
+"""mmanat-make-synthetic (tools/make_synthetic_data.py): files per subject, index.csv,
+determinism across runs."""
 import csv
 import os
 import subprocess
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmanat.cli import make_synthetic
 from mmanat.datasets.synthetic import LANDMARK_NAMES, STRUCTURE_BY_NAME
 from mmanat.fileio import read_image, read_points
 from mmanat.utils.exceptions import InvalidInputError
@@ -19,23 +21,16 @@ FILES = ('ct.nii.gz', 'mr.nii.gz', 'labels.nii.gz', 'landmarks.csv', 'lesions.cs
          'xray.png', 'xray.nii.gz', 'xray_landmarks.csv')
 
 
-def _load_tool():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('mmanat_tool_make_synthetic', TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope='module')
 def two_runs(tmp_path_factory):
     """Run 1 in-process (1 worker), run 2 as a subprocess with 2 worker processes."""
     out1 = tmp_path_factory.mktemp('run1')
     out2 = tmp_path_factory.mktemp('run2')
-    _load_tool().main(ARGS + ['--out', str(out1), '--workers', '1'])
+    assert make_synthetic.main(ARGS + ['--out', str(out1), '--workers', '1']) == 0
     proc = subprocess.run([sys.executable, str(TOOL)] + ARGS + ['--out', str(out2),
                                                                 '--workers', '2'],
-                          cwd=str(REPO), capture_output=True, encoding='utf-8', errors='replace', timeout=300)
+                          cwd=str(REPO), capture_output=True, encoding='utf-8',
+                          errors='replace', timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'synthetic subjects' in proc.stderr  # tqdm progress bar
     return out1, out2
@@ -110,15 +105,20 @@ def test_two_runs_identical(two_runs):
         assert (out1 / rel).read_bytes() == (out2 / rel).read_bytes(), rel
 
 
-def test_modalities_subset_and_bad_args(tmp_path):
-    tool = _load_tool()
-    rows = tool.main(['--num', '1', '--out', str(tmp_path), '--spacing', '8', '--modalities',
-                      'mr', '--mr-preset', 'T2'])
+def test_modalities_subset_and_bad_args(tmp_path, capsys):
+    rows = make_synthetic.make_synthetic_data(make_synthetic.parse_args(
+        ['--num', '1', '--out', str(tmp_path), '--spacing', '8', '--modalities', 'mr',
+         '--mr-preset', 'T2']))
     folder = tmp_path / 'subject_0000'
     assert sorted(os.listdir(folder)) == ['labels.nii.gz', 'landmarks.csv', 'lesions.csv',
                                           'mr.nii.gz']
     assert rows[0]['mr_preset'] == 'T2' and rows[0]['ct'] == ''
     with pytest.raises(InvalidInputError, match='--num'):
-        tool.main(['--num', '0', '--out', str(tmp_path)])
-    with pytest.raises(InvalidInputError, match='--spacing'):
-        tool.main(['--num', '1', '--out', str(tmp_path), '--spacing', '1', '2'])
+        make_synthetic.make_synthetic_data(make_synthetic.parse_args(
+            ['--num', '0', '--out', str(tmp_path)]))
+    capsys.readouterr()
+    # the command: one error line, exit code 2
+    assert make_synthetic.main(['--num', '1', '--out', str(tmp_path), '--spacing', '1',
+                                '2']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: --spacing must be one or three') and err.count('\n') == 1

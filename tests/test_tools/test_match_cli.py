@@ -1,40 +1,31 @@
-"""tools/match.py (and tools/embed.py feeding it) end to end on a tiny model and volumes."""
-import importlib.util
+"""mmanat-match (tools/match.py) and mmanat-embed (tools/embed.py) feeding it, end to end on a
+tiny model and volumes (in-process calls of ``main``; tests/test_tools/test_commands.py runs
+the commands in subprocesses)."""
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 import torch
 
+from mmanat.cli import embed, match
+from mmanat.fileio import read_points, write_image, write_points
+from mmanat.structures import PointSet
+from tests.helpers.position_encoder_standin import (PositionEncoderStandIn, moved,
+                                                    quadratic_volume)
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tests', 'test_apis'))
-from position_encoder_standin import (PositionEncoderStandIn, moved,  # noqa: E402
-                                      quadratic_volume)
-
-from mmanat.fileio import read_points, write_image, write_points  # noqa: E402
-from mmanat.structures import PointSet  # noqa: E402
-
 SHIFT = np.array([6.2, -4.5, 3.1])
-
-
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(f'tool_{name}',
-                                                  osp.join(ROOT, 'tools', f'{name}.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope='module')
 def match_tool():
-    return _load_tool('match')
+    return match
 
 
 @pytest.fixture(scope='module')
 def embed_tool():
-    return _load_tool('embed')
+    return embed
 
 
 @pytest.fixture(scope='module')
@@ -169,18 +160,3 @@ def test_real_sam_tiny_end_to_end(setup, match_tool, tmp_path):
     tgt = read_volume(setup['target'])
     assert np.all(tgt.contains_world(res.xyz))
 
-
-@pytest.mark.parametrize('tool', ['match', 'embed', 'demo', 'demo_semantic',
-                                  'demo_semantic_stable_points', 'demo_ct_mr',
-                                  'benchmark_inference'])
-def test_help(tool, capsys):
-    mod = _load_tool(tool)
-    with pytest.raises(SystemExit) as err:
-        if tool.startswith('demo'):
-            from mmanat.apis.demo import main
-            main('demo', argv=['--help'])
-        else:
-            mod.main(['--help']) if tool != 'benchmark_inference' else mod.parse_args(
-                ['--help'])
-    assert err.value.code == 0
-    assert '--device' in capsys.readouterr().out

@@ -1,27 +1,22 @@
-"""tools/preprocess.py: cache building, resume, bad files, and reading the cache back."""
+"""mmanat-preprocess (tools/preprocess.py): cache building, resume, bad files, and reading the
+cache back."""
 import csv
-import importlib.util
 import os
 import os.path as osp
-from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from mmanat.cli import preprocess
 from mmanat.datasets.transforms.loading import LoadVolume
 from mmanat.datasets.volume_cache import is_complete_cache, load_cached_volume
 from mmanat.datasets.volume_list_dataset import VolumeListDataset
 
-TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'preprocess.py'
-
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('mmanat_tool_preprocess', TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return preprocess
 
 
 def write_ct(path, blob_index, shape=(14, 30, 34), spacing=(1.5, 1.25, 3.0),

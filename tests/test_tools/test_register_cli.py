@@ -1,30 +1,23 @@
-"""tools/register.py end to end on the analytic stand-in model and a moved copy."""
+"""mmanat-register (tools/register.py) end to end on the analytic stand-in model and a moved
+copy."""
 import csv
-import importlib.util
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tests', 'test_apis'))
-from position_encoder_standin import (PositionEncoderStandIn, moved,  # noqa: E402
-                                      quadratic_volume)
-
-from mmanat.fileio import read_volume, write_image  # noqa: E402
+from mmanat.cli import register
+from mmanat.fileio import read_volume, write_image
+from tests.helpers.position_encoder_standin import (PositionEncoderStandIn, moved,
+                                                    quadratic_volume)
 
 SHIFT = np.array([6.2, -8.5, 3.1])
 
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('tool_register',
-                                                  osp.join(ROOT, 'tools', 'register.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return register
 
 
 @pytest.fixture(scope='module')

@@ -1,7 +1,9 @@
-"""tools/train.py and tools/dist_train.sh end to end on the micro SAM config (CPU)."""
+"""tools/train.py (mmanat-train) and tools/dist_train.sh end to end on the micro SAM config
+(CPU)."""
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -21,7 +23,8 @@ def _env():
 
 def _train(args, timeout=600):
     proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), CFG] + args,
-                          capture_output=True, encoding='utf-8', errors='replace', env=_env(), timeout=timeout)
+                          capture_output=True, encoding='utf-8', errors='replace', env=_env(),
+                          timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
@@ -49,7 +52,9 @@ def test_train_then_resume_continues_at_saved_iteration(tmp_path):
     _train(['--work-dir', work, '--cfg-options', 'train_cfg.max_iters=2'])
     assert _iter_of(osp.join(work, 'iter_2.pth')) == 2
     log = _train(['--work-dir', work, '--resume', '--cfg-options', 'train_cfg.max_iters=3'])
-    assert 'resumed' in log.lower() or 'resume' in log.lower()
+    # mmengine found the latest checkpoint and restored its iteration counter
+    assert f'Auto resumed from the latest checkpoint {osp.join(work, "iter_2.pth")}' in log
+    assert re.search(r'resumed epoch: \d+, iter: 2$', log, re.M), log[-3000:]
     assert _iter_of(osp.join(work, 'iter_3.pth')) == 3
     # the resumed run logged iteration 3 only: it did not start again from 1
     iters = [it for it, _ in _losses(work)]
@@ -60,13 +65,16 @@ def test_resume_from_explicit_checkpoint_and_missing_one(tmp_path):
     work = str(tmp_path / 'work')
     _train(['--work-dir', work, '--cfg-options', 'train_cfg.max_iters=2'])
     ckpt = osp.join(work, 'iter_2.pth')
-    _train(['--work-dir', work, '--resume', ckpt, '--cfg-options', 'train_cfg.max_iters=3'])
+    log = _train(['--work-dir', work, '--resume', ckpt, '--cfg-options',
+                  'train_cfg.max_iters=3'])
+    assert re.search(r'resumed epoch: \d+, iter: 2$', log, re.M), log[-3000:]
     assert _iter_of(osp.join(work, 'iter_3.pth')) == 3
     proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), CFG,
                            '--resume', str(tmp_path / 'nope.pth')],
-                          capture_output=True, encoding='utf-8', errors='replace', env=_env(), timeout=120)
-    assert proc.returncode != 0
-    assert 'checkpoint not found' in proc.stderr
+                          capture_output=True, encoding='utf-8', errors='replace', env=_env(),
+                          timeout=120)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    assert f'error: --resume: checkpoint not found: {tmp_path / "nope.pth"}' in proc.stderr
 
 
 @pytest.mark.skipif(sys.platform != 'linux', reason='torchrun/gloo test runs on Linux')

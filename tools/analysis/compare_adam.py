@@ -8,7 +8,8 @@ synthetic chest X-rays: Eve's locality and compositionality, and linear-probe me
 
 Locality / compositionality: :mod:`mmanat.evaluation.eve_properties` on --num-subjects held-out
 subjects (seeds from 1000). Linear probe: the frozen backbone's pooled features of the whole
-radiograph (resized to the network input, as in configs/adam/linear_probe_r18_synthetic_cpu.py)
+radiograph (resized to the network input, as in
+configs/adam/benchmarks/r18half_adam-pre_1xb16-linear-cpu-300it_synthetic-cxr-64px.py)
 feed one logistic regression per label (standardised features, L2 penalty, L-BFGS: the
 optimum of the linear probe, without an SGD schedule to tune); trained on --label-fraction of
 --train-pool subjects (seeds from 10000), scored by mean ROC AUC on --test-subjects (seeds from
@@ -21,8 +22,6 @@ import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
@@ -30,8 +29,8 @@ import numpy as np  # noqa: E402
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].replace('\n', ' '),
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('--config', default=osp.join(ROOT, 'configs', 'adam',
-                                                'adam_r18_synthetic_cpu.py'),
+    p.add_argument('--config', default=osp.join(
+        ROOT, 'configs', 'adam', 'adam_r18half-mlp_1xb32-cpu-350it_synthetic-cxr-64px.py'),
                    help='model config of all three (the checkpoints must fit it)')
     p.add_argument('--moco', required=True, help='MoCo v2 checkpoint (no AD / PP)')
     p.add_argument('--adam', default=None,
@@ -55,15 +54,16 @@ def pooled_features(model, images, size, mean, std, channels, batch=32):
     """Frozen pooled backbone features ``(N, C)`` of whole radiographs."""
     import torch
 
-    from mmanat.apis.eve import _model_device, _resize
+    from mmanat.apis.eve import resize_batch
     from mmanat.datasets.transforms.two_view_xray_augment import to_network_input
-    dev = _model_device(model)
+    from mmanat.utils.device import model_device
+    dev = model_device(model)
     out = []
     with torch.no_grad():
         for i in range(0, len(images), batch):
             x = torch.stack([torch.from_numpy(to_network_input(im, mean, std, channels))
                              for im in images[i:i + batch]])
-            x = _resize(x, size).to(dev)
+            x = resize_batch(x, size).to(dev)
             out.append(model.extract_feat(x).float().cpu().numpy())
     return np.concatenate(out)
 
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     import torch
 
     from mmanat.apis import eve_norm_params, init_model
-    from mmanat.apis.model_zoo import resolve_checkpoint
+    from mmanat.utils.model_zoo import resolve_checkpoint
     from mmanat.datasets.synthetic_radiograph_dataset import (SYNTHETIC_XRAY_CLASSES,
                                                               SyntheticRadiographDataset)
     from mmanat.evaluation.eve_properties import measure_eve_properties

@@ -12,10 +12,10 @@ once per image and dominates single-point queries).
 Example (checkpoints from ``tools/train.py``)::
 
     python tools/analysis/compare_sam_uae_s.py \
-        --sam-config configs/sam/sam_tiny_synthetic_cpu.py \
-        --sam-checkpoint work_dirs/sam_tiny_synthetic_cpu/iter_300.pth \
-        --uae-config configs/sam/uae_s_tiny_synthetic_cpu.py \
-        --uae-checkpoint work_dirs/uae_s_tiny_synthetic_cpu/iter_300.pth \
+        --sam-config configs/sam/sam_tiny-fpn3d_1xb2-cpu-300it_synthetic-ct.py \
+        --sam-checkpoint work_dirs/sam_tiny-fpn3d_1xb2-cpu-300it_synthetic-ct/iter_300.pth \
+        --uae-config configs/sam/uae-s_tiny-fpn3d_1xb3-cpu-300it_synthetic-ct.py \
+        --uae-checkpoint work_dirs/uae-s_tiny-fpn3d_1xb3-cpu-300it_synthetic-ct/iter_300.pth \
         --pairs 3 --out work_dirs/compare_sam_uae_s.json
 
 Without --sam-checkpoint / --uae-checkpoint the shipped checkpoints (checkpoints/sam_default.pth,
@@ -25,14 +25,12 @@ but prints a warning, because the errors mean nothing.
 """
 import argparse
 import json
-import os.path as osp
 import sys
 import time
 import warnings
 
 import numpy as np
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 
 def parse_args(argv=None):
@@ -162,7 +160,7 @@ def main(argv=None):
     from mmanat.fileio import atomic_path
     from mmanat.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    from mmanat.apis.model_zoo import resolve_checkpoint
+    from mmanat.utils.model_zoo import resolve_checkpoint
     sam_ckpt = resolve_checkpoint(args.sam_checkpoint, args.random_init, args.sam_config, 'sam')
     uae_ckpt = resolve_checkpoint(args.uae_checkpoint, args.random_init, args.uae_config,
                                   'semantic')

@@ -13,7 +13,8 @@
 
 Example::
 
-    python tools/analysis/eve_properties.py --config configs/adam/adam_r18_synthetic_cpu.py \\
+    python tools/analysis/eve_properties.py \\
+        --config configs/adam/adam_r18half-mlp_1xb32-cpu-350it_synthetic-cxr-64px.py \\
         --checkpoint adam.pth --num-subjects 8 --out-png eve_pca.png
 
 Subjects are the synthetic subjects ``base_seed .. base_seed + N - 1`` (default seeds start
@@ -26,8 +27,6 @@ import os.path as osp
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if ROOT not in sys.path:  # allow running from a checkout without installation
-    sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
@@ -38,8 +37,8 @@ from mmanat.evaluation.eve_properties import (composition_cosine, locality,  # n
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].replace('\n', ' '),
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('--config', default=osp.join(ROOT, 'configs', 'adam',
-                                                'adam_r18_synthetic_cpu.py'))
+    p.add_argument('--config', default=osp.join(
+        ROOT, 'configs', 'adam', 'adam_r18half-mlp_1xb32-cpu-350it_synthetic-cxr-64px.py'))
     g = p.add_mutually_exclusive_group()
     g.add_argument('--checkpoint', default=None, help='trained Adam checkpoint (.pth); default: the shipped '
                    'checkpoints/adam_default.pth')
@@ -102,7 +101,7 @@ def main(argv=None) -> int:
               'Eve.', file=sys.stderr)
     import torch
     torch.manual_seed(args.seed)  # reproducible random-init baseline
-    from mmanat.apis.model_zoo import resolve_checkpoint
+    from mmanat.utils.model_zoo import resolve_checkpoint
     args.checkpoint = resolve_checkpoint(args.checkpoint, args.random_init, args.config, 'adam')
     model = init_model(args.config, args.checkpoint, device=args.device)
     norm = eve_norm_params(getattr(model, 'cfg', None))

@@ -14,11 +14,9 @@ coronal plane are drawn as filled dots, the others as rings (their projection).
 import argparse
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 
 def parse_args(argv=None):

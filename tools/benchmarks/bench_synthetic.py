@@ -12,12 +12,9 @@ cores; the load average is printed alongside. Default grid: 2 mm, 176 x 144 x 16
 """
 import argparse
 import os
-import os.path as osp
 import statistics
-import sys
 import time
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 
 def parse_args(argv=None):

@@ -1,6 +1,8 @@
-# SAM reference network (SPEC 1.1, 1.3): 3D ResNet-18 (1 input channel, strides (2,2,2),
-# (2,4,4), (2,8,8), (4,16,16)), FPN over stages 1-3 -> 128-d fine embeddings at stride
-# (2,2,2), coarse head on stage 4 -> 128-d at stride (4,16,16), pixel-pair InfoNCE, T = 0.5.
+# SAM reference network (Yan et al., "SAM: Self-supervised learning of pixel-wise anatomical
+# embeddings in radiological images", IEEE TMI 2022, arXiv:2012.02383): 3D ResNet-18 (1 input
+# channel, (z, y, x) strides (2,2,2), (2,4,4), (2,8,8), (4,16,16)), FPN over stages 1-3 ->
+# 128-d fine embeddings at stride (2,2,2), coarse head on stage 4 -> 128-d at stride
+# (4,16,16), pixel-pair InfoNCE with temperature 0.5, coarse-to-fine hard-negative sampling.
 #
 # The fine neck is mmanat's FPN3D (equal to `type='mmdet.FPN'` with conv_cfg=Conv3d and
 # taking its first output, but without the unused coarser output convs; see

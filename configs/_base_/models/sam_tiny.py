@@ -1,4 +1,4 @@
-# A small SAM for CPU runs and tests: the reference layout (SPEC 1.1 strides, see
+# A small SAM for CPU runs and tests: the reference layout (strides of
 # sam_r18_fpn.py) with a ResNet-18 of width 16 (16/32/64/128 channels), 32-d embeddings and
 # fewer sampled pairs.
 _base_ = ['./sam_r18_fpn.py']

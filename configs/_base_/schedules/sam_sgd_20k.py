@@ -1,5 +1,6 @@
-# SAM reference schedule (SPEC 1.4): SGD 0.02, momentum 0.9, wd 1e-4, linear warm-up 500
-# iterations from ratio 0.001, then constant (no scheduler needed after the warm-up); 20000 iterations; checkpoint every 1000.
+# SAM reference schedule (Yan et al., SAM, arXiv:2012.02383): SGD lr 0.02, momentum 0.9,
+# weight decay 1e-4; linear warm-up over 500 iterations from 0.001 x lr, then constant;
+# 20000 iterations (checkpoint every 1000, from default_runtime.py).
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4))

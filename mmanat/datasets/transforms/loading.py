@@ -7,18 +7,10 @@ from typing import Optional
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from mmanat.fileio.formats import filename_stem
 from mmanat.registry import TRANSFORMS
 from mmanat.structures.image import MedicalImage
 from mmanat.utils.exceptions import InvalidInputError
-
-
-
-def _subject_id(path: str) -> str:
-    base = osp.basename(osp.normpath(path))
-    for ext in ('.nii.gz', '.npy', '.nii', '.nrrd', '.nhdr', '.mha', '.mhd', '.dcm'):
-        if base.lower().endswith(ext):
-            return base[:-len(ext)]
-    return base
 
 
 @TRANSFORMS.register_module()
@@ -94,7 +86,7 @@ class LoadVolume(BaseTransform):
             image.modality = str(self.default_modality).upper()
         results['image'] = image
         results['modality'] = image.modality
-        results.setdefault('subject_id', _subject_id(str(path)))
+        results.setdefault('subject_id', filename_stem(str(path)))
         results['img_shape'] = tuple(image.shape)
         if self.with_label:
             label = cached_label

@@ -25,10 +25,9 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmanat.registry import TRANSFORMS
+from mmanat.structures.body import body_mask
 from mmanat.structures.image import MedicalImage
 from mmanat.utils.exceptions import InvalidInputError
-
-from .body_mask import body_mask
 
 __all__ = ['RandHistogramShift', 'histogram_shift']
 
@@ -75,7 +74,7 @@ class RandHistogramShift(BaseTransform):
     * views: ``results['view_body_mask']`` ``(V, D, H, W)``; ``results[mask_key]`` (a
       MedicalImage on the grid of ``results['image']``) resampled (nearest) onto each view
       grid of ``results['view_geometries']``; else computed per view with
-      :func:`~mmanat.datasets.transforms.body_mask.body_mask` (Otsu threshold on the view);
+      :func:`~mmanat.structures.body.body_mask` (Otsu threshold on the view);
       always intersected with ``view_valid``;
     * volume: ``results[mask_key]``; else computed with ``body_mask`` (modality rule).
 

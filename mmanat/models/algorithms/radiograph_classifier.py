@@ -11,6 +11,7 @@ from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
 from ...registry import MODELS
+from ...utils.checkpoint import load_checkpoint_file, state_dict_of
 from ...utils.exceptions import InvalidInputError
 
 
@@ -23,7 +24,7 @@ class RadiographClassifier(BaseModel):
     mmanat/mmengine) checkpoint loads into it without renaming keys: ``pretrained`` takes
     the ``backbone.*`` entries of the checkpoint (the query encoder; the momentum encoder,
     neck and queue are ignored), checks that every backbone weight is present, and verifies
-    the file's SHA-256 when it is a shipped checkpoint (see :mod:`mmanat.apis.model_zoo`).
+    the file's SHA-256 when it is a shipped checkpoint (see :mod:`mmanat.utils.model_zoo`).
 
     Args:
         backbone: backbone config (e.g. ``dict(type='mmdet.ResNet', depth=18, ...)``) or module
@@ -87,9 +88,8 @@ class RadiographClassifier(BaseModel):
             InvalidInputError: unreadable or corrupted file, or backbone weights missing or of
                 another shape (a checkpoint of a different architecture).
         """
-        from ...apis.inference import _load_checkpoint_file, _state_dict_of
-        ckpt = _load_checkpoint_file(path)
-        state = _state_dict_of(ckpt, path)
+        ckpt = load_checkpoint_file(path)
+        state = state_dict_of(ckpt, path)
         own = self.backbone.state_dict()
         sub = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
         missing = sorted(set(own) - set(sub))

@@ -1,6 +1,6 @@
 # The smallest SAM run that exercises the whole training path (tests only): synthetic
 # subjects at 4 mm, 16x48x48 views, few sampled pairs, no workers.
-_base_ = ['../../../configs/sam/sam_tiny_synthetic_cpu.py']
+_base_ = ['../../../configs/sam/sam_tiny-fpn3d_1xb2-cpu-300it_synthetic-ct.py']
 
 model = dict(
     fine_sampler=dict(num_preselect=400, max_queries=30, num_hard_candidates=200,

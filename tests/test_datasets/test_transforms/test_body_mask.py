@@ -1,4 +1,5 @@
-"""Body mask / table removal and crop to the body (SPEC 1.2)."""
+"""Body mask / table removal (the ``BodyMask`` transform on the rule of
+:mod:`mmanat.structures.body`) and crop to the body."""
 import numpy as np
 import pytest
 
@@ -23,6 +24,15 @@ def _phantom(nz=4, ny=96, nx=96, modality='CT'):
     image = MedicalImage(arr, spacing=(0.8, 0.8, 5.0), origin=(-38.0, -20.0, 100.0),
                          modality=modality)
     return image, body
+
+
+def test_transform_module_re_exports_the_one_rule():
+    import sys
+    from mmanat.structures import body as rule
+    transform_module = sys.modules['mmanat.datasets.transforms.body_mask']
+    assert transform_module.body_mask is rule.body_mask
+    assert transform_module.body_bbox is rule.body_bbox
+    assert transform_module.air_value is rule.air_value
 
 
 def test_body_mask_removes_table_and_speck_and_fills_lungs():

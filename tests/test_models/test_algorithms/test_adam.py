@@ -5,9 +5,7 @@ import sys
 
 import torch
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-                            'test_engine'))
-from adam_tiny import register_recorder, tiny_cfg, write_pngs  # noqa: E402
+from tests.helpers.adam_tiny import register_recorder, tiny_cfg, write_pngs  # noqa: E402
 
 
 def build_tiny(queue_len=10, momentum=0.9):

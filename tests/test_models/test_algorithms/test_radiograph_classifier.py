@@ -118,7 +118,7 @@ def test_runner_linear_probe_reports_mauc(tmp_path):
     """A few iterations of a linear probe through mmengine's Runner on labelled PNGs."""
     from mmengine.runner import Runner
 
-    from tests.test_engine.adam_tiny import write_pngs
+    from tests.helpers.adam_tiny import write_pngs
     img_dir = write_pngs(tmp_path / 'imgs', n=12, size=48)
     lines = [f'img_{i:03d}.png {i % 2} {1 - i % 2} {int(i % 3 == 0)}' for i in range(12)]
     (tmp_path / 'list.txt').write_text('\n'.join(lines) + '\n')

@@ -155,7 +155,8 @@ def test_configs_build_and_bad_input():
     model = MODELS.build(cfg.model)
     assert model.semantic_head.out_channels == 128 and model.loss_semantic.temperature == 0.1
     assert model.semantic_head is not model.neck
-    cpu = Config.fromfile(osp.join(ROOT, 'configs', 'sam', 'uae_s_tiny_synthetic_cpu.py'))
+    cpu = Config.fromfile(osp.join(ROOT, 'configs', 'sam',
+                                   'uae-s_tiny-fpn3d_1xb3-cpu-300it_synthetic-ct.py'))
     assert MODELS.build(cpu.model).semantic_stride == (2, 2, 2)
     with pytest.raises(InvalidInputError, match='semantic_prob'):
         build_tiny(semantic_prob=1.5)

@@ -1,0 +1,153 @@
+"""Building a model for inference and naming it.
+
+:func:`init_model` builds the network of a config, loads a checkpoint into it
+(:mod:`mmanat.utils.checkpoint`) and records its identity (config name, checkpoint file, SHA-256),
+which every :class:`~mmanat.structures.EmbeddingMaps` and embedding cache carries so that maps
+of different models are never matched against each other.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import os.path as osp
+from typing import Any, Dict, Optional, Union
+
+import torch
+
+from ..utils.checkpoint import fit_state_dict, load_checkpoint_file, state_dict_of
+from ..utils.device import default_device
+from ..utils.exceptions import InvalidInputError
+from ..utils.model_zoo import load_zoo, sha256_file
+
+
+def _config_and_name(config, checkpoint_meta: Optional[dict], checkpoint: Optional[str]):
+    """The config to build and its short name (used in the model identity)."""
+    from mmengine.config import Config
+    if config is None:
+        text = (checkpoint_meta or {}).get('cfg')
+        if not text:
+            raise InvalidInputError(
+                f'no config given and the checkpoint {checkpoint} carries none (meta["cfg"]); '
+                'pass the config the checkpoint was trained with, e.g. '
+                'configs/sam/sam_r18-fpn3d_8xb6-20k_ct-2mm.py.')
+        cfg = Config.fromstring(text, '.py') if isinstance(text, str) else Config(text)
+        # a shipped checkpoint: the config named in its model zoo entry; otherwise
+        # tools/train.py's layout, work_dirs/<config name>/iter_*.pth
+        entry = load_zoo(osp.dirname(os.fspath(checkpoint)) or '.').get(
+            osp.basename(os.fspath(checkpoint))) if checkpoint else None
+        if entry and entry.get('config'):
+            return cfg, osp.splitext(osp.basename(str(entry['config'])))[0]
+        name = osp.basename(osp.dirname(osp.abspath(checkpoint))) if checkpoint else ''
+        return cfg, name or str(checkpoint_meta.get('experiment_name') or 'checkpoint_config')
+    if isinstance(config, Config):
+        name = osp.splitext(osp.basename(config.filename))[0] if config.filename else 'config'
+        return config, name
+    if isinstance(config, dict):
+        return Config(config), 'config'
+    path = os.fspath(config)
+    if not osp.isfile(path):
+        raise InvalidInputError(
+            f'{path}: config file not found (working directory {os.getcwd()}); pass a config '
+            'such as configs/sam/sam_r18-fpn3d_8xb6-20k_ct-2mm.py.')
+    return Config.fromfile(path), osp.splitext(osp.basename(path))[0]
+
+
+def state_dict_sha256(model: torch.nn.Module) -> str:
+    """SHA-256 over the names, shapes and bytes of every tensor in ``model.state_dict()``.
+
+    Args:
+        model: any module.
+
+    Returns:
+        The hex digest (64 characters).
+    """
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+                 if t.numel() else b'')
+    return h.hexdigest()
+
+
+def model_identity(model: torch.nn.Module) -> Dict[str, Any]:
+    """The identity of ``model`` recorded in embedding maps and caches.
+
+    :func:`init_model` sets it (config name, checkpoint file name and its SHA-256). For any
+    other module it is computed once from the weights (``sha256`` of the state dict) and kept
+    on the module as ``model.mmanat_identity``.
+
+    Args:
+        model: the embedding network.
+
+    Returns:
+        A copy of ``dict(config, checkpoint, sha256, source)``.
+    """
+    ident = getattr(model, 'mmanat_identity', None)
+    if ident is None:
+        ident = dict(config=type(model).__name__, checkpoint=None,
+                     sha256=state_dict_sha256(model), source='weights')
+        try:
+            model.mmanat_identity = ident
+        except AttributeError:  # pragma: no cover - exotic modules
+            pass
+    return dict(ident)
+
+
+def init_model(config=None, checkpoint: Optional[str] = None,
+               device: Union[None, str, torch.device] = None,
+               cfg_options: Optional[dict] = None) -> torch.nn.Module:
+    """Build a model from a config and load a checkpoint, ready for :func:`embed`.
+
+    Args:
+        config: config file path, ``mmengine.Config`` or dict with a ``model`` entry. ``None``
+            uses the config stored in the checkpoint (``meta['cfg']``, written by
+            tools/train.py).
+        checkpoint: ``.pth`` file (an mmengine checkpoint or a plain state dict). ``None``
+            keeps the random initialisation (for tests and speed measurements).
+        device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``...; ``None``: GPU when present, else CPU.
+        cfg_options: entries merged into the config (``Config.merge_from_dict``).
+
+    Returns:
+        The model in eval mode on ``device``, with ``model.cfg`` and ``model.mmanat_identity``
+        (config name, checkpoint file name, SHA-256 of the checkpoint file, or of the weights
+        for a random initialisation).
+
+    Raises:
+        InvalidInputError: missing config/checkpoint, unreadable checkpoint, or a checkpoint
+            that does not fit the config (naming the missing / unexpected / mismatched keys).
+    """
+    from mmengine.registry import init_default_scope
+
+    from ..registry import MODELS
+    if config is None and checkpoint is None:
+        raise InvalidInputError(
+            'init_model needs a config (and normally a checkpoint), e.g. '
+            "init_model('configs/sam/sam_r18-fpn3d_8xb6-20k_ct-2mm.py', 'iter_20000.pth').")
+    ckpt = load_checkpoint_file(checkpoint) if checkpoint is not None else None
+    meta = ckpt.get('meta') if isinstance(ckpt, dict) and isinstance(ckpt.get('meta'),
+                                                                       dict) else {}
+    cfg, config_name = _config_and_name(config, meta, checkpoint)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if 'model' not in cfg:
+        raise InvalidInputError(f'config {config_name!r} has no "model" entry.')
+    init_default_scope(cfg.get('default_scope', 'mmanat'))
+    model_cfg = cfg.model.copy() if hasattr(cfg.model, 'copy') else dict(cfg.model)
+    model = MODELS.build(model_cfg)
+    if ckpt is not None:
+        path = os.fspath(checkpoint)
+        fit_state_dict(model, state_dict_of(ckpt, path), path, config_name)
+        identity = dict(config=config_name, checkpoint=osp.basename(path),
+                        sha256=sha256_file(path), source='checkpoint')
+    else:
+        identity = dict(config=config_name, checkpoint=None, sha256=state_dict_sha256(model),
+                        source='random-init')
+    model.cfg = cfg
+    model.mmanat_identity = identity
+    device = default_device() if device is None else torch.device(device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise InvalidInputError(f'device {device} requested but CUDA is not available; use '
+                                '--device cpu.')
+    return model.to(device).eval()

@@ -1,0 +1,225 @@
+"""Run the mmanat benchmarks and write ``docs/en/notes/benchmarks.md`` (+ JSON).
+
+Benchmarks (``--only`` picks some):
+
+* ``deformation``: the two real sample CTs (``data/samples/ct``; fetch them with
+  ``python tools/fetch_sample_data.py``), each warped by known random affine + smooth
+  deformations, intensity changes and field-of-view cuts; error of finding points sampled
+  inside the body.
+* ``cross_subject``: named landmarks of synthetic subjects, CT->CT, MR->MR, CT->MR.
+* ``lesion_tracking``: synthetic longitudinal lesion pairs in the DLT test.json layout,
+  scored with CPM@Radius, CPM@10mm and MED by the lesion-tracking evaluator.
+* ``speed``: embedding time / peak memory vs volume size, matching time vs number of points
+  (needs ``--config``).
+
+Methods: identity, SimpleITK affine and affine + B-spline registration (Mattes MI), and each
+model given by ``--config`` / ``--checkpoint`` (naive and stable-points matching).
+
+Examples::
+
+    python tools/benchmark.py --quick                       # baselines, < 10 min on 2 cores
+    python tools/benchmark.py --only lesion_tracking deformation
+    python tools/benchmark.py --config configs/sam/sam_r18-fpn3d_8xb6-20k_ct-2mm.py \\
+        --checkpoint work_dirs/sam/iter_20000.pth --json work_dirs/bench.json
+"""
+import argparse
+import os.path as osp
+import shlex
+import sys
+import time
+from typing import Optional, Sequence
+
+from .runner import checkout_root, command
+
+ROOT = checkout_root()
+
+BENCHMARKS = ('deformation', 'cross_subject', 'lesion_tracking', 'speed')
+
+SETTINGS = {
+    'quick': dict(
+        deformation=dict(n_per_image=1, n_points=30, spacing=3.0),
+        cross_subject=dict(n_pairs=1, spacing=4.0),
+        lesion_tracking=dict(n_cases=2, spacing=3.0),
+        speed=dict(sizes=(48, 64, 96), n_points=(1, 10, 100), repeats=1),
+        preset='quick'),
+    'full': dict(
+        deformation=dict(n_per_image=3, n_points=100, spacing=2.0),
+        cross_subject=dict(n_pairs=3, spacing=2.0),
+        lesion_tracking=dict(n_cases=6, spacing=2.0),
+        speed=dict(sizes=(64, 96, 128, 160), n_points=(1, 10, 100, 1000, 10000), repeats=2),
+        preset='default'),
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='mmanat benchmarks: metrics tables for models and '
+                                'baselines', formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split('Examples::')[-1])
+    p.add_argument('--quick', action='store_true',
+                   help='few small cases (2-4 mm) and the quick registration preset')
+    p.add_argument('--only', nargs='+', choices=BENCHMARKS, metavar='NAME',
+                   help=f'run only these benchmarks ({", ".join(BENCHMARKS)})')
+    p.add_argument('--config', nargs='+', default=[], help='mmanat model config(s)')
+    p.add_argument('--checkpoint', nargs='+', default=[],
+                   help='checkpoint(s), one per --config (omit: random init, for timing only)')
+    p.add_argument('--model-name', nargs='+', default=[], help='table names of the models')
+    p.add_argument('--device', help='device of the models (default: GPU when present)')
+    p.add_argument('--baselines', nargs='*', default=['identity', 'sitk_affine', 'sitk_bspline'],
+                   help='baseline methods to run (default: all three; none: just the flag)')
+    p.add_argument('--data-dir', default=osp.join(ROOT, 'data', 'samples'),
+                   help='folder of the real sample data (ct/lung1.nrrd, ct/lung2.nrrd)')
+    p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'benchmark'),
+                   help='where the lesion-tracking images, test.json and predictions go')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--out', default=osp.join(ROOT, 'docs', 'en', 'notes', 'benchmarks.md'),
+                   help='markdown report (default docs/en/notes/benchmarks.md)')
+    p.add_argument('--json', help='also write every table and per-case result as JSON')
+    return p.parse_args(argv)
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+@command
+def main(argv=None) -> int:
+    """Entry of ``mmanat-benchmark``: run the chosen benchmarks, write the report."""
+    args = parse_args(argv)
+    cmdline = 'python tools/benchmark.py ' + ' '.join(shlex.quote(a) for a in
+                                                      (sys.argv[1:] if argv is None else argv))
+    run_benchmarks(args.only or list(BENCHMARKS), quick=args.quick, configs=args.config,
+                   checkpoints=args.checkpoint, model_names=args.model_name,
+                   device=args.device, baseline_names=args.baselines, data_dir=args.data_dir,
+                   work_dir=args.work_dir, seed=args.seed, out=args.out,
+                   json_path=args.json, cmdline=cmdline)
+    return 0
+
+
+def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
+                   configs: Sequence[str] = (), checkpoints: Sequence[str] = (),
+                   model_names: Sequence[str] = (), device: Optional[str] = None,
+                   baseline_names: Optional[Sequence[str]] = None,
+                   data_dir: str = osp.join(ROOT, 'data', 'samples'),
+                   work_dir: str = osp.join(ROOT, 'work_dirs', 'benchmark'), seed: int = 0,
+                   out: str = osp.join(ROOT, 'docs', 'en', 'notes', 'benchmarks.md'),
+                   json_path: Optional[str] = None,
+                   cmdline: str = 'mmanat.cli.benchmark.run_benchmarks') -> str:
+    """Run the benchmarks ``wanted`` (names of :data:`BENCHMARKS`) and write the report.
+
+    Args:
+        wanted (list[str]): benchmarks to run.
+        quick (bool): few small cases (2-4 mm) and the quick registration preset.
+        configs, checkpoints, model_names (list[str]): mmanat models (one checkpoint per
+            config, or none: random init, for timing only) and their table names.
+        device (str, optional): device of the models.
+        baseline_names (list[str], optional): baseline methods (default: all three).
+        data_dir (str): folder of the real sample data (``ct/lung1.nrrd``, ``ct/lung2.nrrd``).
+        work_dir (str): where the lesion-tracking images, test.json and predictions go.
+        seed (int): seed of the synthetic cases.
+        out (str): markdown report.
+        json_path (str, optional): also write every table and per-case result as JSON.
+        cmdline (str): the command line recorded in the report.
+
+    Returns:
+        str: the report's path.
+
+    Raises:
+        InvalidInputError: checkpoints do not pair with configs.
+    """
+    t_start = time.perf_counter()
+    from mmanat.evaluation import baselines, benchmark as br, cases as cs
+    from mmanat.utils.exceptions import InvalidInputError
+
+    settings = SETTINGS['quick' if quick else 'full']
+    methods = baselines.default_baselines(quick=quick, names=baseline_names)
+    skipped, tables = [], []
+    model_methods, models = [], []
+    if configs:
+        if checkpoints and len(checkpoints) != len(configs):
+            raise InvalidInputError(f'give one --checkpoint per --config ({len(configs)} '
+                                    f'configs, {len(checkpoints)} checkpoints).')
+        try:
+            model_methods = br.mmanat_methods(configs, checkpoints, model_names,
+                                              device=device)
+            models = [m.model for m in model_methods if not m.stable_points]
+        except (ImportError, InvalidInputError) as err:
+            skipped.append(f'mmanat models: could not be loaded ({err})')
+            log(f'[skip] mmanat models: {err}')
+    methods = list(model_methods) + methods
+    log(f'methods: {[m.name for m in methods]}; benchmarks: {wanted}')
+
+    if 'deformation' in wanted:
+        paths = {k: osp.join(data_dir, 'ct', f'{k}.nrrd') for k in ('lung1', 'lung2')}
+        missing = [p for p in paths.values() if not osp.isfile(p)]
+        if missing:
+            msg = (f'deformation: real CT samples missing ({", ".join(missing)}); run '
+                   '`python tools/fetch_sample_data.py` first')
+            skipped.append(msg)
+            log(f'[skip] {msg}')
+        else:
+            from mmanat.fileio import read_volume
+            t0 = time.perf_counter()
+            images = {k: read_volume(p, modality='CT') for k, p in paths.items()}
+            cases = cs.deformation_cases(images, seed=seed, **settings['deformation'])
+            log(f'[deformation] {len(cases)} cases generated in {time.perf_counter() - t0:.1f} s')
+            table = br.run_landmark_benchmark(
+                'deformation', 'Synthetic deformation of the real CTs (lung1, lung2)', cases,
+                methods, log=log)
+            table.notes.append(
+                f'{len(cases)} cases at {settings["deformation"]["spacing"]} mm: random '
+                'rotation (<= 8 deg), scaling (<= 8 %), translation (<= 10 mm) and a smooth '
+                'displacement field (<= 8 mm), field-of-view cut, intensity change. The '
+                'smooth synthetic field favours the B-spline baseline (same model family).')
+            tables.append(table)
+
+    if 'cross_subject' in wanted:
+        t0 = time.perf_counter()
+        cases = cs.cross_subject_cases(seed=seed, **settings['cross_subject'])
+        log(f'[cross_subject] {len(cases)} cases generated in {time.perf_counter() - t0:.1f} s')
+        table = br.run_landmark_benchmark(
+            'cross_subject', 'Cross-subject landmarks, synthetic subjects', cases, methods,
+            group=lambda c: '->'.join(c.meta['modalities']), log=log)
+        table.notes.append(
+            f'{settings["cross_subject"]["n_pairs"]} subject pair(s) per modality pair at '
+            f'{settings["cross_subject"]["spacing"]} mm, both imaged over the same anatomical '
+            'range (chest and upper abdomen); points = the named landmarks inside both images.')
+        tables.append(table)
+
+    if 'lesion_tracking' in wanted:
+        t0 = time.perf_counter()
+        work = osp.join(work_dir, 'lesion_tracking')
+        cases = cs.longitudinal_lesion_cases(seed=seed, out_dir=work,
+                                             **settings['lesion_tracking'])
+        log(f'[lesion_tracking] {len(cases)} cases ({sum(len(c.records) for c in cases)} '
+            f'lesion pairs) generated in {time.perf_counter() - t0:.1f} s -> {work}')
+        if cases:
+            tables.append(br.run_lesion_benchmark(cases, methods, work, log=log))
+        else:
+            skipped.append('lesion_tracking: no synthetic subject had a lesion in view')
+
+    if 'speed' in wanted:
+        if not models:
+            msg = ('speed: needs an mmanat model (--config [--checkpoint]); the embedding and '
+                   'matching timings are of a model, not of the baselines')
+            skipped.append(msg)
+            log(f'[skip] {msg}')
+        else:
+            for model, name in zip(models, [m.name for m in model_methods
+                                            if not m.stable_points]):
+                for t in br.run_speed_benchmark(model, log=log, **settings['speed']):
+                    t.title += f' - {name}'
+                    tables.append(t)
+
+    total = time.perf_counter() - t_start
+    info = br.machine_info()
+    for t in tables:
+        print()
+        print(t.to_markdown())
+    for s in skipped:
+        print(f'skipped: {s}')
+    report = br.write_report(tables, out, cmdline, info, total, skipped)
+    log(f'report written to {report} ({total:.0f} s in all)')
+    if json_path:
+        log(f'JSON written to {br.write_json(tables, json_path, cmdline, info, total, skipped)}')
+    return report
+

@@ -1,0 +1,222 @@
+"""Embed images once and cache the maps (fine, coarse[, semantic] + geometry + model identity)
+for fast repeated matching with mmanat-match or mmanat.apis.load_embeddings.
+
+``mmanat-embed`` (same as ``python tools/embed.py``). Examples::
+
+    mmanat-embed data/my_cts/ --checkpoint K --out-dir outputs/embeddings
+    mmanat-embed a.nii.gz b.nrrd --checkpoint K --tile-size 96 192 192
+    # split a large folder over 4 jobs (e.g. a cluster array): job i runs
+    mmanat-embed data/cts/ --checkpoint K --num-parts 4 --part-id $i
+    # data-parallel on 8 GPUs of one node (each process takes every 8th file)
+    torchrun --nproc_per_node 8 tools/embed.py data/cts/ --checkpoint K --launcher pytorch
+
+Inputs: volume files (.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd) and folders, searched
+recursively; a folder holding .dcm files is one DICOM series. Each input becomes
+``OUT_DIR/<name>.emb.pt`` (for inputs found inside a folder, ``<name>`` is the path below
+that folder with '/' replaced by '__'). An existing cache made by the same model is kept
+unless --overwrite. A failed input is reported and skipped; the exit code is then 1.
+"""
+import argparse
+import fnmatch
+import os
+import os.path as osp
+import sys
+import time
+from typing import List, Optional, Sequence, Tuple
+
+from .runner import command
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The options of ``mmanat-embed``."""
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].replace('\n', ' '),
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('inputs', nargs='+', help='volume files and/or folders')
+    p.add_argument('--config', default=None,
+                   help='model config (default: the config stored in the checkpoint)')
+    p.add_argument('--checkpoint', default=None, help='trained checkpoint (.pth); default: '
+                   'the shipped SAM model checkpoints/sam_default.pth')
+    p.add_argument('--random-init', action='store_true',
+                   help='random weights of --config (pipeline tests only)')
+    p.add_argument('--out-dir', default=osp.join('outputs', 'embeddings'),
+                   help='where the .emb.pt caches go')
+    p.add_argument('--dtype', default='float16', choices=['float16', 'float32'],
+                   help='storage precision of the maps')
+    p.add_argument('--tile-size', type=int, nargs='+', default=None,
+                   help='tiled inference window (z y x voxels at 2 mm) for large volumes')
+    p.add_argument('--overlap', type=int, nargs='+', default=None,
+                   help='tile overlap (z y x voxels; default a quarter of the window)')
+    p.add_argument('--modality', choices=['CT', 'MR'], default=None,
+                   help='modality when the files do not say (default: from the file)')
+    p.add_argument('--exclude', nargs='*', default=[],
+                   help='glob patterns of file names to skip, e.g. "*label*" "*mask*"')
+    p.add_argument('--overwrite', action='store_true', help='recompute existing caches')
+    p.add_argument('--num-parts', type=int, default=1, help='split the inputs into N parts')
+    p.add_argument('--part-id', type=int, default=0, help='which part this job embeds')
+    p.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
+                   help='pytorch: data-parallel over torchrun processes (by rank)')
+    p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 (default: GPU if any; '
+                   'cuda:LOCAL_RANK with --launcher pytorch)')
+    args = p.parse_args(argv)
+    if args.num_parts < 1 or not 0 <= args.part_id < args.num_parts:
+        p.error(f'--part-id must be in [0, --num-parts={args.num_parts}).')
+    return args
+
+
+def collect_inputs(inputs: Sequence[str], exclude: Sequence[str] = ()
+                   ) -> List[Tuple[str, str]]:
+    """Volume files and DICOM series folders to embed, sorted by path.
+
+    Args:
+        inputs (list[str]): files and folders (searched recursively).
+        exclude (list[str]): glob patterns of file names to skip.
+
+    Returns:
+        list[tuple[str, str]]: ``(path, cache name)`` pairs.
+
+    Raises:
+        InvalidInputError: a missing input, no volume at all, or two inputs with one name.
+    """
+    from mmanat.fileio.formats import VOLUME_EXTENSIONS, is_volume_file, strip_extension
+    from mmanat.utils.exceptions import InvalidInputError
+    found = []
+
+    def excluded(name):
+        return any(fnmatch.fnmatch(name, pat) for pat in exclude)
+
+    for item in inputs:
+        if osp.isfile(item):
+            if not excluded(osp.basename(item)):
+                found.append((item, strip_extension(osp.basename(item), VOLUME_EXTENSIONS)))
+            continue
+        if not osp.isdir(item):
+            raise InvalidInputError(f'{item}: no such file or folder (working directory '
+                                    f'{os.getcwd()}).')
+        for dirpath, dirnames, filenames in os.walk(item):
+            dirnames.sort()
+            rel_dir = osp.relpath(dirpath, item)
+            if any(f.lower().endswith('.dcm') for f in filenames):
+                name = osp.basename(osp.normpath(item)) if rel_dir == '.' else rel_dir
+                found.append((dirpath, name.replace(os.sep, '__')))
+                dirnames[:] = []
+                continue
+            for f in sorted(filenames):
+                if is_volume_file(f) and not excluded(f):
+                    rel = osp.normpath(osp.join(rel_dir, strip_extension(f, VOLUME_EXTENSIONS)))
+                    found.append((osp.join(dirpath, f), rel.replace(os.sep, '__')))
+    found.sort()
+    names = [n for _, n in found]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InvalidInputError(f'several inputs map to the same cache name: {dup[:5]}; '
+                                'embed them into different --out-dir folders.')
+    if not found:
+        raise InvalidInputError(f'no volume found in {list(inputs)} (extensions '
+                                f'{", ".join(VOLUME_EXTENSIONS)} or DICOM folders).')
+    return found
+
+
+def _dist_setup(launcher: str):
+    """(rank, world size, device or None) for the launcher."""
+    if launcher == 'none':
+        return 0, 1, None
+    import torch
+    import torch.distributed as dist
+    from mmengine.config import Config
+
+    from mmanat.utils import setup_distributed
+    setup_distributed(Config(dict()), launcher)  # CPU: gloo process group
+    if not dist.is_initialized():  # CUDA: mmengine would init NCCL in its Runner; we do
+        dist.init_process_group(backend='nccl')
+    device = None
+    if torch.cuda.is_available():
+        local = int(os.environ.get('LOCAL_RANK', 0))
+        torch.cuda.set_device(local)
+        device = f'cuda:{local}'
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+@command
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry of ``mmanat-embed``: parse, then :func:`embed_files`."""
+    args = parse_args(argv)
+    failed = embed_files(args.inputs, args.out_dir, config=args.config,
+                         checkpoint=args.checkpoint, random_init=args.random_init,
+                         dtype=args.dtype, tile_size=args.tile_size, overlap=args.overlap,
+                         modality=args.modality, exclude=args.exclude,
+                         overwrite=args.overwrite, num_parts=args.num_parts,
+                         part_id=args.part_id, launcher=args.launcher, device=args.device)
+    return 1 if failed else 0
+
+
+def embed_files(inputs: Sequence[str], out_dir: str, *, config: Optional[str] = None,
+                checkpoint: Optional[str] = None, random_init: bool = False,
+                dtype: str = 'float16', tile_size: Optional[Sequence[int]] = None,
+                overlap: Optional[Sequence[int]] = None, modality: Optional[str] = None,
+                exclude: Sequence[str] = (), overwrite: bool = False, num_parts: int = 1,
+                part_id: int = 0, launcher: str = 'none',
+                device: Optional[str] = None) -> List[Tuple[str, str]]:
+    """Embed every input (this job's share) into ``out_dir/<name>.emb.pt``.
+
+    Args:
+        inputs (list[str]): volume files and folders (see :func:`collect_inputs`).
+        out_dir (str): folder of the caches.
+        config, checkpoint, random_init: the model (default: the shipped SAM checkpoint).
+        dtype (str): storage precision of the maps, 'float16' or 'float32'.
+        tile_size, overlap (list[int], optional): tiled embedding window and overlap
+            (z, y, x) voxels at 2 mm.
+        modality (str, optional): 'CT' or 'MR' when the files do not say.
+        exclude (list[str]): glob patterns of file names to skip.
+        overwrite (bool): recompute caches made by the same model.
+        num_parts, part_id (int): embed only part ``part_id`` of ``num_parts``.
+        launcher (str): 'none' or 'pytorch' (data-parallel over torchrun ranks).
+        device (str, optional): torch device.
+
+    Returns:
+        list[tuple[str, str]]: ``(path, error message)`` of the inputs that failed.
+    """
+    from tqdm import tqdm
+
+    from mmanat.apis import embed, init_model, load_embeddings, save_embeddings
+    from mmanat.apis.cache import CACHE_SUFFIX
+    from mmanat.fileio import read_volume
+    from mmanat.utils.exceptions import InvalidInputError, MMAnatError
+    from mmanat.utils.model_zoo import resolve_checkpoint
+
+    checkpoint = resolve_checkpoint(checkpoint, random_init, config, 'sam')
+    rank, world, dist_device = _dist_setup(launcher)
+    items = collect_inputs(inputs, exclude)
+    mine = items[part_id::num_parts][rank::world]
+    model = init_model(config, checkpoint, device=device or dist_device)
+    os.makedirs(out_dir, exist_ok=True)
+    tile = tile_size if tile_size else None
+    done, kept, failed = 0, 0, []
+    t_start = time.perf_counter()
+    bar = tqdm(mine, desc=f'embedding (rank {rank}/{world}, part {part_id}/'
+               f'{num_parts})', unit='image', position=rank, disable=not mine)
+    for path, name in bar:
+        out = osp.join(out_dir, name + CACHE_SUFFIX)
+        if osp.exists(out) and not overwrite:
+            try:
+                load_embeddings(out, expected_model=model)
+                kept += 1
+                continue
+            except InvalidInputError:
+                pass  # another model or an old format: recompute
+        try:
+            maps = embed(model, read_volume(path, modality=modality), tile_size=tile,
+                         overlap=overlap)
+            save_embeddings(maps, out, dtype=dtype)
+            done += 1
+        except MMAnatError as err:
+            failed.append((path, str(err)))
+            tqdm.write(f'error: {err}', file=sys.stderr)
+    bar.close()
+    print(f'rank {rank}: {done} embedded, {kept} already cached, {len(failed)} failed, of '
+          f'{len(mine)} inputs ({len(items)} in total) in {time.perf_counter() - t_start:.1f} '
+          f's -> {osp.abspath(out_dir)}')
+    if launcher != 'none':
+        import torch.distributed as dist
+        dist.barrier()
+        dist.destroy_process_group()
+    return failed

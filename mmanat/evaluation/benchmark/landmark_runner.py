@@ -1,0 +1,71 @@
+"""Landmark benchmarks: every method on every case, errors in mm against exact ground truth.
+
+Benchmarks (see :mod:`mmanat.evaluation.cases`):
+
+* ``deformation`` - real CTs warped by known random deformations;
+* ``cross_subject`` - named landmarks across synthetic subjects (CT->CT, MR->MR, CT->MR);
+* ``lesion_tracking`` - synthetic longitudinal lesion pairs (:mod:`.lesion_runner`);
+* ``speed`` - embedding time / peak memory vs volume size and matching time vs number of
+  points (:mod:`.speed`; needs a model).
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from ..cases import LandmarkCase
+from ..metrics.landmark_metric import summarize_errors
+from .methods import timed_call
+from .table import BenchmarkTable
+
+__all__ = ['BENCHMARKS', 'run_landmark_benchmark']
+
+BENCHMARKS = ('deformation', 'cross_subject', 'lesion_tracking', 'speed')
+
+
+def run_landmark_benchmark(name: str, title: str, cases: Sequence[LandmarkCase],
+                           methods: Sequence[Callable], group: Optional[Callable] = None,
+                           log: Callable = print) -> BenchmarkTable:
+    """Every method on every case; one row per method (and per ``group(case)`` if given).
+
+    Columns: MRE (mm), median, 90th percentile, within 5 / 10 mm, number of points, time per
+    case (s).
+    """
+    table = BenchmarkTable(name, title, ['method'] + (['group'] if group else []) + [
+        'MRE (mm)', 'median (mm)', 'p90 (mm)', 'within 5 mm', 'within 10 mm', 'points',
+        'time/case (s)'])
+    per_case = []
+    for method in methods:
+        disp, times, groups = [], [], []
+        for case in cases:
+            log(f'[{name}] {method.name} on {case.name} ({len(case.template_points)} points)')
+            pred, secs, err = timed_call(method, case.template, case.template_points,
+                                          case.target, log)
+            d = pred - case.target_points
+            disp.append(d)
+            times.append(secs)
+            groups.append(group(case) if group else None)
+            s = summarize_errors(d)
+            per_case.append(dict(method=method.name, case=case.name, seconds=secs, error=err,
+                                 mre=s['mre'], median=s['median'], n=s['n'],
+                                 within_10mm=s['within_10mm']))
+            if err:
+                table.notes.append(f'{method.name} failed on {case.name}: {err}')
+        keys = sorted(set(groups), key=str) if group else [None]
+        for g in keys:
+            sel = [i for i, gi in enumerate(groups) if gi == g]
+            s = summarize_errors(np.concatenate([disp[i] for i in sel]) if sel
+                                 else np.zeros((0, 3)))
+            row = [method.name] + ([g] if group else []) + [
+                s['mre'], s['median'], s['p90'], s['within_5mm'], s['within_10mm'], s['n'],
+                float(np.mean([times[i] for i in sel])) if sel else float('nan')]
+            table.rows.append(row)
+    table.details['cases'] = per_case
+    table.details['case_info'] = [dict(name=c.name, points=len(c.template_points),
+                                       template_shape=list(c.template.shape),
+                                       target_shape=list(c.target.shape),
+                                       template_spacing=c.template.spacing.tolist(),
+                                       target_spacing=c.target.spacing.tolist(),
+                                       meta=c.meta) for c in cases]
+    return table

@@ -1,0 +1,108 @@
+"""Methods of the benchmarks and of the test loop: trained mmanat models as point mappers.
+
+A *method* is any callable ``method(template, points_mm, target) -> (N, 3)`` predicted target
+points (world LPS mm) with a ``name`` attribute: the baselines of
+:mod:`mmanat.evaluation.baselines`, or :class:`MMAnatMethod` around a trained model. The
+wall time of each call (registration, or embedding both images + matching) is the method's
+time per case (:func:`timed_call`).
+"""
+from __future__ import annotations
+
+import os.path as osp
+import time
+import traceback
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ['MMAnatMethod', 'EmbeddingRegistrationMethod', 'mmanat_methods', 'timed_call']
+
+
+def timed_call(method: Callable, template, points, target,
+               log: Callable = print) -> Tuple[np.ndarray, float, Optional[str]]:
+    """Run one method on one case; a failure is a result (all points missed), not a crash.
+
+    Args:
+        method: ``method(template, points_mm, target) -> (N, 3)`` with a ``name``.
+        template, target: the two images.
+        points: ``(N, 3)`` query points (world LPS mm) in the template.
+        log: where the failure message and traceback go.
+
+    Returns:
+        ``(predictions (N, 3) world mm, NaN rows on failure; seconds; error message or
+        None)``.
+    """
+    t0 = time.perf_counter()
+    try:
+        pred = np.asarray(method(template, points, target), dtype=np.float64).reshape(-1, 3)
+        if pred.shape != np.asarray(points).reshape(-1, 3).shape:
+            raise RuntimeError(f'returned {pred.shape[0]} points for {len(points)} queries')
+        err = None
+    except Exception as exc:  # a failing method is a result (misses), not a crash
+        pred = np.full((len(points), 3), np.nan)
+        err = f'{type(exc).__name__}: {exc}'
+        log(f'  [{method.name}] failed: {err}')
+        log(traceback.format_exc(limit=3))
+    return pred, time.perf_counter() - t0, err
+
+
+class MMAnatMethod:
+    """A trained mmanat model as a benchmark method: embed both images
+    (:func:`mmanat.apis.embed`), then :func:`mmanat.apis.match` the points (naive argmax, or
+    with ``stable_points``). The time per case includes both embeddings."""
+
+    def __init__(self, model, name: str, stable_points: bool = False,
+                 match_method: str = 'reference', embed_kwargs: Optional[dict] = None,
+                 **match_kwargs):
+        self.model, self.name = model, name
+        self.stable_points, self.match_method = stable_points, match_method
+        self.embed_kwargs = dict(embed_kwargs or {})  # e.g. tile_size for large volumes
+        self.match_kwargs = match_kwargs
+
+    def __call__(self, template, points_mm, target) -> np.ndarray:
+        """Predicted ``(N, 3)`` world LPS mm positions in ``target`` of the template's
+        ``points_mm``."""
+        from ...apis import embed, match
+        t_maps = embed(self.model, template, **self.embed_kwargs)
+        g_maps = embed(self.model, target, **self.embed_kwargs)
+        res = match(t_maps, np.asarray(points_mm, dtype=np.float64), g_maps,
+                    method=self.match_method, stable_points=self.stable_points,
+                    **self.match_kwargs)
+        return np.asarray(res.points, dtype=np.float64)
+
+
+class EmbeddingRegistrationMethod:
+    """Embedding-driven registration (UAE-M, :func:`mmanat.apis.register_with_embeddings`) as
+    a benchmark method: the target (moving) is registered to the template (fixed) from
+    confident grid matches (rigid, robust affine, optional SimpleITK B-spline), and the
+    template points are mapped through the transform. ``last_result`` keeps the latest
+    :class:`~mmanat.apis.EmbeddingRegistration`."""
+
+    def __init__(self, model, name: str, deformable: str = 'bspline', **kwargs):
+        self.model, self.name, self.deformable = model, name, deformable
+        self.kwargs = dict(kwargs)
+        self.last_result = None
+
+    def __call__(self, template, points_mm, target) -> np.ndarray:
+        from ...apis import register_with_embeddings
+        self.last_result = register_with_embeddings(
+            self.model, target, template, deformable=self.deformable, warp=False,
+            **self.kwargs)
+        return self.last_result.map_fixed_to_moving(np.asarray(points_mm, dtype=np.float64))
+
+
+def mmanat_methods(configs: Sequence[str], checkpoints: Sequence[Optional[str]],
+                   names: Optional[Sequence[str]] = None, device: Optional[str] = None,
+                   stable: bool = True) -> List[MMAnatMethod]:
+    """:class:`MMAnatMethod` s (naive and, with ``stable``, stable-points) for each config /
+    checkpoint pair."""
+    from ...apis import init_model
+    methods = []
+    for i, cfg in enumerate(configs):
+        ckpt = checkpoints[i] if i < len(checkpoints) else None
+        model = init_model(cfg, ckpt, device=device)
+        base = names[i] if names and i < len(names) else osp.splitext(osp.basename(cfg))[0]
+        methods.append(MMAnatMethod(model, base))
+        if stable:
+            methods.append(MMAnatMethod(model, base + '+stable', stable_points=True))
+    return methods

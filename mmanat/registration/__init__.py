@@ -1,0 +1,21 @@
+"""Registration building blocks: point-set fits (Kabsch, RANSAC, robust affine) and SimpleITK
+intensity registration (affine, B-spline). All points are world LPS mm ``(x, y, z)``.
+
+This package sits on the layer of :mod:`mmanat.models` and :mod:`mmanat.datasets`: it imports
+only :mod:`mmanat.structures`, :mod:`mmanat.fileio` and :mod:`mmanat.utils`. SimpleITK and
+scikit-image are imported inside the functions that use them.
+"""
+from .point_fits import (apply_affine, fit_affine_robust, fit_landmark_transform,
+                         fit_rigid_ransac, fit_rigid_robust, kabsch, thinnest_extent)
+from .sitk_registration import (PRESETS, RegistrationResult, affine_to_sitk, refine_bspline,
+                                register_affine, register_bspline, registration_config,
+                                transform_points)
+
+__all__ = [
+    # point fits
+    'apply_affine', 'kabsch', 'fit_rigid_robust', 'fit_rigid_ransac', 'fit_affine_robust',
+    'fit_landmark_transform', 'thinnest_extent',
+    # SimpleITK registration
+    'PRESETS', 'RegistrationResult', 'transform_points', 'registration_config',
+    'register_affine', 'register_bspline', 'refine_bspline', 'affine_to_sitk'
+]

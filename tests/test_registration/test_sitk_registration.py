@@ -1,0 +1,49 @@
+"""SimpleITK helpers of :mod:`mmanat.registration.sitk_registration`: point mapping, affine
+conversion and the registration options (the registrations run in
+tests/test_evaluation/test_baselines.py and tests/test_apis/test_registration.py)."""
+import numpy as np
+import pytest
+
+from mmanat.registration import (PRESETS, affine_to_sitk, refine_bspline, registration_config,
+                                 transform_points)
+from mmanat.structures import MedicalImage
+from mmanat.utils.exceptions import InvalidInputError
+
+sitk = pytest.importorskip('SimpleITK')
+
+
+def test_affine_to_sitk_and_transform_points_match_itk():
+    rng = np.random.default_rng(2)
+    m = np.eye(3) + rng.normal(scale=0.1, size=(3, 3))
+    t = np.array([4.0, -7.5, 12.25])
+    aff = affine_to_sitk(m, t)
+    pts = rng.uniform(-100, 100, size=(20, 3))
+    np.testing.assert_allclose(transform_points(aff, pts), pts @ m.T + t, atol=1e-9)
+    # an affine with a centre (the batched path must honour it) and a composite (point-wise)
+    aff.SetCenter((10.0, -3.0, 5.0))
+    want = np.array([aff.TransformPoint(tuple(p)) for p in pts])
+    np.testing.assert_allclose(transform_points(aff, pts), want, atol=1e-9)
+    comp = sitk.CompositeTransform([aff, sitk.TranslationTransform(3, (1.0, 2.0, 3.0))])
+    want = np.array([comp.TransformPoint(tuple(p)) for p in pts])
+    np.testing.assert_allclose(transform_points(comp, pts), want, atol=1e-9)
+    assert transform_points(aff, pts[0]).shape == (1, 3)
+    assert transform_points(aff, np.zeros((0, 3))).shape == (0, 3)
+
+
+def test_registration_config():
+    cfg = registration_config('quick', affine_iterations=7, seed=3, spacing=None)
+    assert cfg['affine_iterations'] == 7 and cfg['seed'] == 3
+    assert cfg['spacing'] == PRESETS['quick']['spacing']  # None keeps the preset's value
+    assert registration_config() == PRESETS['default']
+    with pytest.raises(InvalidInputError, match='unknown registration options'):
+        registration_config('quick', iterations=3)
+    with pytest.raises(InvalidInputError, match='preset'):
+        registration_config('fast')
+    with pytest.raises(InvalidInputError, match='same length'):
+        registration_config('quick', shrink_factors=(4, 2, 1))
+
+
+def test_refine_bspline_needs_3d():
+    img = MedicalImage(np.zeros((8, 8), np.float32), spacing=1.0)
+    with pytest.raises(InvalidInputError, match='3D'):
+        refine_bspline(img, img, sitk.AffineTransform(2), 'quick')
