@@ -4,7 +4,8 @@ often and how far their answers differ, error on a self-match and on a known shi
 
 Examples::
 
-    python tools/benchmark_inference.py --checkpoint work_dirs/sam_r18-fpn3d_8xb6-20k_ct-2mm/iter_20000.pth
+    python tools/benchmark_inference.py \\
+        --checkpoint work_dirs/sam_r18-fpn3d_8xb6-20k_ct-2mm/iter_20000.pth
     python tools/benchmark_inference.py --config configs/_base_/models/sam_tiny.py  # random
     python tools/benchmark_inference.py --device cuda --max-reference-points 0
 

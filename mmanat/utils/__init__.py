@@ -1,13 +1,35 @@
-from .checkpoint import (allow_mmengine_checkpoint_globals, fit_state_dict,
-                         load_checkpoint_file, state_dict_of)
-from .device import default_device, model_device
-from .dist import setup_distributed
+"""Bottom-layer helpers: user-facing errors, devices, checkpoint loading, distributed set-up.
+
+Names are loaded on first use (PEP 562), so ``import mmanat`` and the ``--help`` of every
+console command stay fast: only the helpers that need torch import it.
+"""
+from importlib import import_module
+
 from .exceptions import InvalidInputError, MMAnatError
-from .setup_env import register_all_modules
 
-__all__ = ['MMAnatError', 'InvalidInputError', 'register_all_modules', 'setup_distributed',
-           'allow_mmengine_checkpoint_globals', 'load_checkpoint_file', 'state_dict_of',
-           'fit_state_dict', 'default_device', 'model_device']
-from .misc import to_plain  # noqa: E402
+# public name -> submodule that defines it
+_LAZY = {
+    'allow_mmengine_checkpoint_globals': 'checkpoint',
+    'fit_state_dict': 'checkpoint',
+    'load_checkpoint_file': 'checkpoint',
+    'state_dict_of': 'checkpoint',
+    'default_device': 'device',
+    'model_device': 'device',
+    'setup_distributed': 'dist',
+    'register_all_modules': 'setup_env',
+    'to_plain': 'misc',
+}
 
-__all__ += ['to_plain']
+__all__ = ['MMAnatError', 'InvalidInputError'] + sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(f'.{_LAZY[name]}', __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

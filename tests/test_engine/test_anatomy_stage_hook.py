@@ -22,6 +22,7 @@ def run(cfg, resume_from=None):
     return runner
 
 
+@pytest.mark.slow
 def test_stages_with_persistent_workers_and_resume(tmp_path):
     img_dir = write_pngs(tmp_path / 'imgs', n=8)
     rec = register_recorder()

@@ -47,6 +47,7 @@ def _losses(work_dir):
     return out
 
 
+@pytest.mark.slow
 def test_train_then_resume_continues_at_saved_iteration(tmp_path):
     work = str(tmp_path / 'work')
     _train(['--work-dir', work, '--cfg-options', 'train_cfg.max_iters=2'])
@@ -61,6 +62,7 @@ def test_train_then_resume_continues_at_saved_iteration(tmp_path):
     assert iters == [3], iters
 
 
+@pytest.mark.slow
 def test_resume_from_explicit_checkpoint_and_missing_one(tmp_path):
     work = str(tmp_path / 'work')
     _train(['--work-dir', work, '--cfg-options', 'train_cfg.max_iters=2'])
@@ -78,6 +80,7 @@ def test_resume_from_explicit_checkpoint_and_missing_one(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != 'linux', reason='torchrun/gloo test runs on Linux')
+@pytest.mark.slow
 def test_dist_train_two_cpu_processes_writes_checkpoint(tmp_path):
     work = str(tmp_path / 'dist')
     env = _env()

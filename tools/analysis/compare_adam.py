@@ -149,8 +149,9 @@ def main(argv=None) -> int:
                      f'{r["comp_gap"]:.4f} | {a["mAUC"]:.3f} | ' + ' | '.join(
                          f'{a["AUC/" + c]:.3f}' for c in SYNTHETIC_XRAY_CLASSES) + ' |')
     n_tr = len(train_ds)
-    foot = (f'{args.num_subjects} subjects for locality/compositionality ({rows[0]["locality_queries"]}'
-            f' landmark queries, patch {args.patch_size} px); linear probe on {n_tr} labelled '
+    foot = (f'{args.num_subjects} subjects for locality/compositionality '
+            f'({rows[0]["locality_queries"]} landmark queries, patch {args.patch_size} px); '
+            f'linear probe on {n_tr} labelled '
             f'images ({args.label_fraction:.0%} of {args.train_pool}), mean AUC on '
             f'{len(test_ds)} test images; {time.perf_counter() - t0:.0f} s.')
     print('\n' + '\n'.join(lines) + '\n\n' + foot)

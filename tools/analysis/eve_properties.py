@@ -40,8 +40,8 @@ def parse_args(argv=None):
     p.add_argument('--config', default=osp.join(
         ROOT, 'configs', 'adam', 'adam_r18half-mlp_1xb32-cpu-350it_synthetic-cxr-64px.py'))
     g = p.add_mutually_exclusive_group()
-    g.add_argument('--checkpoint', default=None, help='trained Adam checkpoint (.pth); default: the shipped '
-                   'checkpoints/adam_default.pth')
+    g.add_argument('--checkpoint', default=None, help='trained Adam checkpoint (.pth); '
+                   'default: the shipped checkpoints/adam_default.pth')
     g.add_argument('--random-init', action='store_true', help='random weights (baseline)')
     p.add_argument('--num-subjects', type=int, default=6)
     p.add_argument('--base-seed', type=int, default=1000)

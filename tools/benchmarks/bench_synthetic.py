@@ -8,7 +8,8 @@ Prints per-stage wall-clock times (label map, CT, MR, X-ray), their total and th
 CPU time (all threads) for each run, and the medians over runs. On a shared machine the CPU
 time divided by the number of cores used is the better estimate of the wall time on idle
 cores; the load average is printed alongside. Default grid: 2 mm, 176 x 144 x 160 voxels
-(x, y, z; about 160^3), the size the issue's target (< 2 s on 2 cores) refers to. The first (warm-up) run is not counted.
+(x, y, z; about 160^3), the size the issue's target (< 2 s on 2 cores) refers to. The first
+(warm-up) run is not counted.
 """
 import argparse
 import os

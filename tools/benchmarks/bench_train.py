@@ -24,7 +24,9 @@ hits both alike): *baseline* = the pipeline as it was before the speed-ups (synt
 subjects generated for every item, no disk cache; contiguous NCDHW network) and
 *optimised* = the config as written (e.g. ``cache_dir`` and ``channels_last``). The cache
 entries of the subjects the timed iterations draw are generated first, outside the timing,
-i.e. the optimised column is the steady state of a long run. ``CPU s/it`` counts every
+i.e. the optimised column is the steady state of a long run. While one variant runs, the
+dataloader workers of the other are paused (SIGSTOP), so neither prefetches in the other's
+time. ``CPU s/it`` counts every
 process of the setup (main process and its dataloader workers), a measure that contention
 by other jobs barely changes.
 """
@@ -57,7 +59,8 @@ def _cpu_seconds(pids=()):
 
 def strip_speedups(cfg):
     """The config as the pipeline was before the speed-ups: no synthetic-subject cache
-    (anywhere in the dataset tree) and the network in the contiguous memory format."""
+    (anywhere in the dataset tree), the network in the contiguous memory format and in
+    float32 (``channels_last`` and ``cpu_bf16`` off)."""
     cfg = copy.deepcopy(cfg)
 
     def walk(node):
@@ -71,8 +74,9 @@ def strip_speedups(cfg):
                 walk(v)
 
     walk(cfg.train_dataloader)
-    if 'channels_last' in cfg.model:
-        cfg.model.channels_last = False
+    for key in ('channels_last', 'cpu_bf16'):
+        if key in cfg.model:
+            cfg.model[key] = False
     return cfg
 
 
@@ -94,7 +98,11 @@ def warm_synthetic_cache(loader, num_items):
     of the loader's sampler. Returns how many items were synthetic with a cache."""
     from mmanat.datasets.synthetic_dataset import SyntheticSubjectDataset
     n = 0
-    for idx in itertools.islice(iter(loader.sampler), num_items):
+    sampler = loader.sampler
+    # a twin sampler: iterating the loader's own InfiniteSampler here would close its
+    # shared index generator; same class, dataset, shuffle and seed give the same indices
+    twin = type(sampler)(loader.dataset, shuffle=sampler.shuffle, seed=sampler.seed)
+    for idx in itertools.islice(iter(twin), num_items):
         ds, i = _resolve(loader.dataset, idx)
         if isinstance(ds, SyntheticSubjectDataset) and ds.cache_dir:
             ds.build_sample(ds.get_data_info(i))
@@ -148,6 +156,17 @@ class Setup:
         it = self.iterator
         return [w.pid for w in getattr(it, '_workers', [])] if it is not None else []
 
+    def pause_workers(self, pause):
+        """SIGSTOP (``pause``) or SIGCONT this setup's dataloader workers, so that the
+        other variant's block is not slowed by their prefetching (and this variant gets no
+        batches prepared in the other's time)."""
+        import signal
+        for pid in self.worker_pids():
+            try:
+                os.kill(pid, signal.SIGSTOP if pause else signal.SIGCONT)
+            except OSError:
+                pass
+
     def step(self, record, amp_scaler=None):
         """One training iteration; ``record``: add its times to the statistics."""
         import torch
@@ -183,7 +202,7 @@ class Setup:
         self._add('optim', w, c)
         t2 = time.perf_counter()
         cpu = _cpu_seconds(self.worker_pids()) - cpu0
-        self.losses.append(float(loss))
+        self.losses.append(float(loss.detach()))
         if record:
             self.times.append(t2 - t0)
             self.data_times.append(t1 - t0)
@@ -195,10 +214,7 @@ class Setup:
     def summary(self):
         n = max(len(self.times), 1)
         ph = {k: list(v) for k, v in self.phase.items()}
-        for i in (0, 1):  # the loss call minus the network forward and the samplers
-            ph['loss_rest'][i] = ph.pop('loss_call')[i] if i == 0 else ph['loss_rest'][i]
-        ph = {k: list(v) for k, v in self.phase.items()}
-        call = ph.pop('loss_call')
+        call = ph.pop('loss_call')  # minus the network forward and the samplers
         ph['loss_rest'] = [call[i] - ph['forward'][i] - ph['samplers'][i] for i in (0, 1)]
         return dict(name=self.name, iters=len(self.times),
                     it_s=len(self.times) / max(sum(self.times), 1e-9),
@@ -266,11 +282,15 @@ def run(args):
         for _ in range(args.rounds):
             plan += [(s, args.block, True) for s in setups]
     for setup, count, record in plan:
+        for other in setups:  # only the timed variant's workers may run
+            other.pause_workers(other is not setup)
         for _ in range(count):
             t, d, c = setup.step(record, scaler)
             print(f'{setup.name:9s} iter {len(setup.losses):4d}  loss {setup.losses[-1]:.4f}  '
                   f'time {t:.3f} s (data {d:.3f} s, CPU {c:.2f} s)'
                   f'{"" if record else "  [warm-up]"}', flush=True)
+    for s in setups:
+        s.pause_workers(False)
     summaries = [s.summary() for s in setups]
     print_report(summaries, args.config, device + (' amp' if scaler else ''),
                  cfg.train_dataloader.batch_size)

@@ -75,6 +75,10 @@ class SAM(BaseModel):
         channels_last: run the network in the ``channels_last_3d`` memory format (weights
             and activations N, D, H, W, C): the same function, about 30 % less forward time
             for oneDNN on CPU. The returned maps are contiguous (N, C, D, H, W) either way.
+        cpu_bf16: run the network on CPU under bfloat16 autocast (convolutions in bf16;
+            BatchNorm, the L2 normalisation, the samplers and the losses stay float32).
+            About 2x faster convolutions on CPUs with AVX512-BF16/AMX, but it changes the
+            numerics (3 significant digits in the convolutions): off by default, opt-in.
         data_preprocessor: MODELS config (default SAMDataPreprocessor padding to
             ``coarse_stride``).
         init_cfg: mmengine init config.
@@ -96,6 +100,7 @@ class SAM(BaseModel):
                  coarse_stride: Sequence[int] = (4, 16, 16),
                  valid_threshold: float = 0.5,
                  channels_last: bool = False,
+                 cpu_bf16: bool = False,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None):
         if data_preprocessor is None:
@@ -124,6 +129,7 @@ class SAM(BaseModel):
                 'must be 3 ints (z, y, x), the coarse one a multiple of the fine one')
         self.valid_threshold = float(valid_threshold)
         self.channels_last = bool(channels_last)
+        self.cpu_bf16 = bool(cpu_bf16)
         if self.channels_last:
             self.to(memory_format=torch.channels_last_3d)
 
@@ -141,12 +147,15 @@ class SAM(BaseModel):
                 f'SAM.extract_feat expects (N, 1, D, H, W) volumes, got {tuple(inputs.shape)}')
         if self.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last_3d)
-        feats = self.backbone(inputs)
-        fine = self.neck([feats[i] for i in self.fine_levels])
-        if isinstance(fine, (list, tuple)):
-            fine = fine[0]
-        fine = self.fine_head(fine) if self.fine_head is not None else l2_normalize(fine)
-        coarse = self.coarse_head(feats[self.coarse_level])
+        with torch.autocast('cpu', dtype=torch.bfloat16,
+                            enabled=self.cpu_bf16 and inputs.device.type == 'cpu'):
+            feats = self.backbone(inputs)
+            fine = self.neck([feats[i] for i in self.fine_levels])
+            if isinstance(fine, (list, tuple)):
+                fine = fine[0]
+            fine = self.fine_head(fine) if self.fine_head is not None else l2_normalize(fine)
+            coarse = self.coarse_head(feats[self.coarse_level])
+        fine, coarse = fine.float(), coarse.float()
         if self.channels_last:
             fine, coarse = fine.contiguous(), coarse.contiguous()
         return dict(fine=fine, coarse=coarse)

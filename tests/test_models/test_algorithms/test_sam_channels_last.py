@@ -41,3 +41,23 @@ def test_channels_last_matches_contiguous():
     g_ref = ref.neck.out_conv.conv.weight.grad
     g_fast = fast.neck.out_conv.conv.weight.grad
     assert torch.allclose(g_ref, g_fast, atol=1e-4)
+
+
+def test_cpu_bf16_is_opt_in_and_close_to_float32():
+    cfg = tiny_cfg()
+    ref = _pair(cfg, False)
+    assert ref.cpu_bf16 is False
+    torch.manual_seed(0)
+    fast = MODELS.build(dict(cfg, channels_last=True, cpu_bf16=True))
+    fast.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 1, 8, 32, 32)
+    a, b = ref.extract_feat(x), fast.extract_feat(x)
+    for k in ('fine', 'coarse'):
+        assert b[k].dtype == torch.float32 and b[k].is_contiguous()
+        # unit embeddings: cosine of bf16 vs float32 embeddings close to 1
+        cos = (a[k] * b[k]).sum(1)
+        assert float(cos.min()) > 0.98
+    out = fast.extract_feat(x)['fine'].sum()
+    out.backward()
+    assert torch.isfinite(fast.backbone.stem.conv.weight.grad).all()
+    assert fast.backbone.stem.conv.weight.grad.dtype == torch.float32
