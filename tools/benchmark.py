@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Run the mmanat benchmarks and write ``resources/benchmarks.md`` (+ JSON).
+"""Run the mmanat benchmarks and write ``docs/en/notes/benchmarks.md`` (+ JSON).
 
 Same command as ``mmanat-benchmark`` (code: :mod:`mmanat.cli.benchmark`); options:
 ``python tools/benchmark.py --help``.

@@ -1,4 +1,5 @@
-"""Inter-subject pairs with organ label maps for the semantic branch of UAE-S (SPEC 2)."""
+"""Inter-subject pairs with organ label maps for the semantic branch of UAE-S (UAE: Bai et
+al., 2023)."""
 from __future__ import annotations
 
 import copy
@@ -74,11 +75,11 @@ def _air_value(image: MedicalImage) -> float:
 
 @DATASETS.register_module()
 class CrossSubjectPairDataset(BaseDataset):
-    """Pairs of two DIFFERENT subjects with organ label maps (UAE-S semantic branch, SPEC 2).
+    """Pairs of two DIFFERENT subjects with organ label maps (UAE-S semantic branch).
 
     Item ``i`` pairs subject ``i % len(source)`` with another subject of ``source`` drawn at
     random (numpy's global RNG, seeded per dataloader worker by mmengine). Each subject gets
-    an independent random crop of ``crop_size`` (z, y, x) voxels at ``spacing`` mm (SPEC:
+    an independent random crop of ``crop_size`` (z, y, x) voxels at ``spacing`` mm (UAE:
     (120, 180, 180) at 2 mm, i.e. (180, 180, 120) in (y, x, z)), sampled straight from the
     original volume in one step - linear for the image, nearest for the label map - on a grid
     along the image's own axes reordered to L, P, S. This equals "resample to 2 mm, then

@@ -1,4 +1,4 @@
-"""Registered CT/MR pairs of one subject, from a CSV list (UAE-M stage 2, SPEC 3)."""
+"""Registered CT/MR pairs of one subject, from a CSV list (UAE-M stage 2, Bai et al., 2023)."""
 from __future__ import annotations
 
 import csv

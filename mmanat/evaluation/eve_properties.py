@@ -1,4 +1,5 @@
-"""Eve's claimed properties (SPEC 4), measured on synthetic chest X-rays with landmarks:
+"""Eve's claimed properties (Adam: Hosseinzadeh Taher et al., DART 2023), measured on
+synthetic chest X-rays with landmarks:
 locality (cross-subject nearest-neighbour landmark retrieval) and compositionality (a
 region's embedding against the mean of its parts). Used by ``tools/analysis/eve_properties.py``
 and ``tools/analysis/compare_adam.py``."""

@@ -1,9 +1,9 @@
-"""UAE-M registration (SPEC 3) of a synthetic MR to the CT of the same subject after a known
-rigid + smooth deformation: the whole path of ``register_with_embeddings`` (body grid on the
-moved MR, matching, RANSAC Kabsch rigid, robust affine, SimpleITK B-spline on the real CT/MR
-intensities) with oracle embeddings - analytic maps that embed each voxel's anatomical
-position, known from the deformation - so the test measures the registration machinery, not
-a trained model (trained models: the UAE-M card of docs/en/model_zoo.md).
+"""UAE-M registration (Bai et al., 2023) of a synthetic MR to the CT of the same subject
+after a known rigid + smooth deformation: the whole path of ``register_with_embeddings``
+(body grid on the moved MR, matching, RANSAC Kabsch rigid, robust affine, SimpleITK B-spline
+on the real CT/MR intensities) with oracle embeddings - analytic maps that embed each voxel's
+anatomical position, known from the deformation - so the test measures the registration
+machinery, not a trained model (trained models: the UAE-M card of docs/en/model_zoo.md).
 
 Measured when written (seed 0, 4 mm, 47 landmarks + body points): identity 17.93 mm mean,
 landmark affine 2.84 mm (6.3x lower), affine + B-spline 3.39 mm (5.3x lower; the quick

@@ -1,5 +1,5 @@
-"""Stable points (SPEC 2) recover a known affine transform between a volume and its affinely
-transformed copy.
+"""Stable points (UAE, Bai et al., 2023) recover a known affine transform between a volume
+and its affinely transformed copy.
 
 The embeddings are analytic: every map voxel embeds the *anatomical* position of its centre
 (for the template its world position; for the copy ``A^-1 (y - t)``) with Fourier features,

@@ -4,7 +4,7 @@ For pairs of synthetic subjects that no training config uses (seeds from ``--see
 landmarks of the template subject are searched in the target subject (both CT, imaged over the
 same anatomical range; :func:`mmanat.evaluation.cases.cross_subject_cases`). Each model embeds
 every image once; points are matched with the naive argmax (SAM: (fine + coarse) / 2, UAE-S:
-(fine + coarse + semantic) / 3) and with stable points (SPEC 2, ``stable_points=True``). The
+(fine + coarse + semantic) / 3) and with stable points (UAE, ``stable_points=True``). The
 table gives the mean radial error (MRE), median, fraction within 10 mm, and the time per
 point of the matching step (the embedding time per image is listed separately; it is paid
 once per image and dominates single-point queries).

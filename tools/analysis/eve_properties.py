@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Measure Eve's claimed properties (SPEC 4) on synthetic chest X-rays with landmarks.
+"""Measure Eve's claimed properties (Adam) on synthetic chest X-rays with landmarks.
 
 * Locality: for every ordered pair of subjects (A, B) and every landmark valid in both, the
   patch embedding of A's landmark is matched to its nearest neighbour (cosine) among B's

@@ -9,14 +9,9 @@
 #
 #   python tools/test.py CONFIG CHECKPOINT \
 #       --cfg-options test_dataloader.dataset.ann_file=data/dlt/test.json
+_base_ = ['./pair_test_loader.py']
+
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    persistent_workers=False,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    # items kept whole (pseudo_collate would transpose the per-item lists of point names)
-    collate_fn=dict(type='mmanat_pair_collate'),
     dataset=dict(type='LesionPairDataset', ann_file='data/dlt/test.json', modality='CT'))
 test_evaluator = dict(type='LesionTrackingMetric')
 # the predicted target centres go where LesionTrackingMetric reads them

@@ -6,14 +6,9 @@
 # LandmarkMetric reports the mean radial error in mm.
 #
 #   python tools/test.py CONFIG CHECKPOINT --out results.json
+_base_ = ['./pair_test_loader.py']
+
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    persistent_workers=False,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    # items kept whole (pseudo_collate would transpose the per-item lists of point names)
-    collate_fn=dict(type='mmanat_pair_collate'),
     dataset=dict(
         type='SyntheticLandmarkPairDataset',
         modality_pairs=(('CT', 'CT'), ),

@@ -1,5 +1,5 @@
-"""Anatomy Decomposer (Adam, SPEC 4): the anchor is the whole image or one cell of an n x n
-grid."""
+"""Anatomy Decomposer (Adam: Hosseinzadeh Taher et al., DART 2023): the anchor is the whole
+image or one cell of an n x n grid."""
 from __future__ import annotations
 
 from typing import Tuple

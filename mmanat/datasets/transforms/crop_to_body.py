@@ -16,7 +16,7 @@ from .body_mask import body_bbox
 
 @TRANSFORMS.register_module()
 class CropToBody(BaseTransform):
-    """Crop to the body box (SPEC 1.2: voxels > -500 HU for CT, Otsu for MR).
+    """Crop to the body box (as in SAM: voxels > -500 HU for CT, Otsu for MR).
 
     The origin of every cropped image moves to the world position of the first kept voxel,
     so every kept voxel keeps its world (LPS mm) coordinates exactly; world points stored in

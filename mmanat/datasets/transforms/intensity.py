@@ -1,4 +1,4 @@
-"""Modality-aware intensity normalisation (SPEC 1.2).
+"""Modality-aware intensity normalisation (SAM: Yan et al., TMI 2022).
 
 * CT: clip to [-1024, 3071] HU, map linearly to [0, 255], subtract 50.
 * MR: clip to the 0.2 / 99.8 percentiles (inside ``mask`` when given), map linearly to
@@ -80,7 +80,7 @@ def normalize_intensity(array: np.ndarray, modality: str,
 
 @TRANSFORMS.register_module()
 class NormalizeIntensity(BaseTransform):
-    """Modality-aware intensity normalisation (SPEC 1.2) of images in a results dict.
+    """Modality-aware intensity normalisation (SAM) of images in a results dict.
 
     Required keys: ``keys`` (each a :class:`MedicalImage` or an array). Modified keys: the
     same, replaced by float32 images on the same grid. Uses ``modality`` if given, else

@@ -20,7 +20,7 @@ def _check_range(name: str, rng: Sequence[float]) -> Tuple[float, float]:
 
 @TRANSFORMS.register_module()
 class RandomIntensityAugment(BaseTransform):
-    """Per-view random Gaussian blur and additive Gaussian noise (SPEC 1.2), independently
+    """Per-view random Gaussian blur and additive Gaussian noise (SAM), independently
     for each view. Only intensities change; the coordinate maps stay exact.
 
     Place it after the intensity normalisation: ``noise_std`` is in the units of the
@@ -34,7 +34,7 @@ class RandomIntensityAugment(BaseTransform):
 
     Args:
         blur_prob: probability of blurring a view.
-        blur_sigma_mm: range of the blur std in mm (SPEC: 0-4 mm).
+        blur_sigma_mm: range of the blur std in mm (SAM: 0-4 mm).
         noise_prob: probability of adding noise to a view.
         noise_std: range of the noise std (intensity units).
         default_spacing: view spacing in mm when the geometry is unknown.

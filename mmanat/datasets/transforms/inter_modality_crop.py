@@ -1,4 +1,4 @@
-"""UAE-M stage 2 (SPEC 3): the same region cut from an aligned CT and MR of one subject.
+"""UAE-M stage 2 (Bai et al., 2023): the same region cut from an aligned CT and MR of one subject.
 
 The two views are packed in the SAM data contract (view 0 = CT, view 1 = MR), each with its
 exact world-coordinate map, so the SAM fine / coarse pair samplers and InfoNCE losses give the
@@ -23,7 +23,7 @@ from .view_intensity import apply_window, volume_percentile_window
 
 @TRANSFORMS.register_module()
 class RandomInterModalityCrop(BaseTransform):
-    """Cut one random box from both images of an aligned CT/MR pair (UAE-M, SPEC 3).
+    """Cut one random box from both images of an aligned CT/MR pair (UAE-M).
 
     A box of ``patch_size`` voxels of ``spacing`` mm is placed at random inside the volume;
     each view then moves every border of it independently by up to ``jitter`` base voxels
@@ -39,10 +39,10 @@ class RandomInterModalityCrop(BaseTransform):
     (``crop_boxes`` (2, 2, 3) ITK index boxes, ``overlap=True``, ``jitter`` (2, 2, 3)).
 
     Args:
-        patch_size: output ``(z, y, x)`` voxels (SPEC: (104, 128, 128)).
+        patch_size: output ``(z, y, x)`` voxels (UAE-M: (104, 128, 128)).
         spacing: base voxel size in mm of the box (2 mm).
         jitter: maximal independent shift of every box border in base voxels, one value or
-            ``(z, y, x)`` (SPEC: 10).
+            ``(z, y, x)`` (UAE-M: 10).
         normalize: apply the modality normalisation per view.
     """
 

@@ -1,4 +1,5 @@
-"""Aggressive contrast augmentation for CT <-> MR (UAE-M, SPEC 3): ``RandHistogramShift``.
+"""Aggressive contrast augmentation for CT <-> MR (UAE-M: Bai et al., 2023):
+``RandHistogramShift``.
 
 Per image (or per SAM view), inside the body mask only:
 
@@ -60,7 +61,7 @@ def histogram_shift(values: np.ndarray, lo: float, hi: float,
 
 @TRANSFORMS.register_module()
 class RandHistogramShift(BaseTransform):
-    """Random monotone intensity curve + inversion inside the body mask (UAE-M, SPEC 3).
+    """Random monotone intensity curve + inversion inside the body mask (UAE-M).
 
     Works on either
 

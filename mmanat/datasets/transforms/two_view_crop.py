@@ -1,4 +1,4 @@
-"""SAM two-view sampling (SPEC 1.2): two randomly scaled, cropped views of one volume, each
+"""SAM two-view sampling (Yan et al., 2022): two randomly scaled, cropped views of one volume, each
 with an exact per-voxel map of world coordinates.
 
 How the reference recipe maps onto one resampling step
@@ -188,7 +188,7 @@ def _uniform(low, high):
 
 @TRANSFORMS.register_module()
 class RandomTwoViewCrop(BaseTransform):
-    """Draw two views of one volume for SAM (SPEC 1.2) with exact world-coordinate maps.
+    """Draw two views of one volume for SAM with exact world-coordinate maps.
 
     Required keys: ``image`` (:class:`MedicalImage`, 3D, any spacing/origin/direction).
     Optional keys: ``label`` (MedicalImage on the same grid, resampled nearest when
@@ -207,7 +207,7 @@ class RandomTwoViewCrop(BaseTransform):
           seed_world (3,) or None, rotations (2, 3) degrees).
 
     Args:
-        patch_size: output size ``(D, H, W)`` = ``(z, y, x)``; SPEC patch (96, 96, 32) in
+        patch_size: output size ``(D, H, W)`` = ``(z, y, x)``; SAM's patch (96, 96, 32) in
             (y, x, z) is the default ``(32, 96, 96)``.
         spacing: base output spacing in mm (2.0); a view has spacing ``spacing * s``.
         scale_range: range of the per-view scale ``s`` (drawn independently per view).

@@ -1,4 +1,5 @@
-"""Two augmented views of a radiograph anchor (Adam / MoCo v2, SPEC 4)."""
+"""Two augmented views of a radiograph anchor (Adam: Hosseinzadeh Taher et al., 2023; MoCo
+v2)."""
 from __future__ import annotations
 
 import math
@@ -67,7 +68,7 @@ def to_network_input(img: np.ndarray, mean: float, std: float, channels: int) ->
 
 @TRANSFORMS.register_module()
 class TwoViewXrayAugment(BaseTransform):
-    """Make ``num_views`` independently augmented views of ``results['img']`` (SPEC 4).
+    """Make ``num_views`` independently augmented views of ``results['img']`` (Adam).
 
     Per view: RandomResizedCrop to ``out_size`` (area ``scale``, aspect ``ratio``) combined
     with a rotation ``U(-rotation, rotation)`` degrees into ONE bilinear affine warp;

@@ -1,4 +1,4 @@
-"""Intensity normalisation of the SAM views with one window per VOLUME (SPEC 1.2).
+"""Intensity normalisation of the SAM views with one window per VOLUME (SAM).
 
 Why normalise the views rather than the whole volume: the CT rule is a pointwise map
 (clip [-1024, 3071] HU, rescale to [0, 255], minus 50), so applying it to the two

@@ -1,4 +1,5 @@
-"""Lesion-tracking metrics of the DeepLesion "DLS" benchmark (SPEC section 6).
+"""Lesion-tracking metrics of the DeepLesion "DLS" benchmark (Deep Lesion Tracker, Cai et
+al., CVPR 2021).
 
 Definitions follow the evaluation script of the Deep Lesion Tracker project
 (https://github.com/JimmyCai91/DLT, ``evaluation.py``, ``LTEvaluator``):

@@ -1,5 +1,5 @@
-"""Adam (SPEC 4): MoCo v2 with a memory-bank queue, trained coarse-to-fine on anatomy parts
-(Anatomy Decomposer) with the Purposive Pruner."""
+"""Adam (Hosseinzadeh Taher et al., DART 2023): MoCo v2 with a memory-bank queue, trained
+coarse-to-fine on anatomy parts (Anatomy Decomposer) with the Purposive Pruner."""
 import copy
 from typing import Any, Dict, List, Optional, Union
 
@@ -41,7 +41,7 @@ def concat_all_gather(x: torch.Tensor) -> torch.Tensor:
 @MODELS.register_module()
 class Adam(BaseModel):
     """MoCo v2 with a queue of ``queue_len`` keys, a momentum key encoder and the Purposive
-    Pruner switch (``prune``), as in Adam v1 (SPEC 4).
+    Pruner switch (``prune``), as in Adam v1.
 
     Query encoder = ``backbone`` + ``neck`` (e.g. ``type='mmdet.ResNet'``, depth 50, and
     :class:`MoCoMLPNeck` 2048-2048-128); the key encoder (``momentum_backbone``,

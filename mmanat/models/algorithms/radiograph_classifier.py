@@ -1,5 +1,5 @@
 """Multi-label radiograph classifier: the downstream model of Adam/Eve (linear probe and
-fine-tuning, SPEC 4)."""
+fine-tuning; Hosseinzadeh Taher et al., 2023)."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Union

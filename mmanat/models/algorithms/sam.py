@@ -1,4 +1,4 @@
-"""SAM: self-supervised pixel-wise anatomical embeddings (SPEC 1.1-1.3) as an mmengine model."""
+"""SAM: self-supervised pixel-wise anatomical embeddings (Yan et al., TMI 2022)."""
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -46,7 +46,7 @@ def gather_similarities(maps: torch.Tensor, query_index: torch.Tensor,
 
 @MODELS.register_module()
 class SAM(BaseModel):
-    """Self-supervised Anatomical eMbedding (SPEC 1.1-1.3).
+    """Self-supervised Anatomical eMbedding (Yan et al., TMI 2022, arXiv:2012.02383).
 
     Network: ``backbone`` (e.g. :class:`ResNet3D`) -> stage outputs; ``neck`` (FPN over the
     ``fine_levels`` stages) -> fine embeddings at ``fine_stride``; ``coarse_head`` on stage

@@ -1,4 +1,4 @@
-"""UAE-S: SAM plus an organ-supervised semantic embedding (SPEC 2, training side)."""
+"""UAE-S: SAM plus an organ-supervised semantic embedding (Bai et al., 2023)."""
 import contextlib
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -18,7 +18,8 @@ ALL_HEADS = ('fine', 'coarse', 'semantic')
 
 @MODELS.register_module()
 class UAES(SAM):
-    """UAE-S (SPEC 2): SAM's fine and coarse embeddings plus a semantic embedding.
+    """UAE-S (Bai et al., 2023, arXiv:2311.15111): SAM's fine and coarse embeddings plus a
+    semantic embedding.
 
     Network: the SAM network (:class:`SAM`) and a ``semantic_head`` - a second FPN over the
     backbone stages ``semantic_levels`` (same config as the fine neck, its own weights) whose
@@ -51,7 +52,7 @@ class UAES(SAM):
         loss_semantic: MODELS config of the semantic loss (``SupConMeanLoss``).
         semantic_levels: backbone outputs fed to the semantic head (default ``fine_levels``).
         semantic_stride: (z, y, x) stride of the semantic map (default ``fine_stride``).
-        semantic_prob: probability of the semantic branch per iteration (SPEC: 0.4).
+        semantic_prob: probability of the semantic branch per iteration (UAE-S: 0.4).
         branch_seed: seed of the branch draws (``None``: from the runner's RNG, see above).
         data_preprocessor: default :class:`UAESDataPreprocessor` padding to ``coarse_stride``.
         **kwargs: the arguments of :class:`SAM` (backbone, neck, coarse_head, samplers,

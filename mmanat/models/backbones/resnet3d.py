@@ -1,4 +1,4 @@
-"""3D ResNet backbone of SAM (SPEC 1.1), built from mmcv cnn bricks.
+"""3D ResNet backbone of SAM (Yan et al., TMI 2022), built from mmcv cnn bricks.
 
 Strides (z, y, x) of the reference layout (``depth=18``, defaults):
 
@@ -77,7 +77,7 @@ class BasicBlock3D(nn.Module):
 
 @MODELS.register_module()
 class ResNet3D(BaseModule):
-    """3D ResNet of SAM (SPEC 1.1): one input channel, (3,7,7) stem with in-plane stride 2,
+    """3D ResNet of SAM: one input channel, (3,7,7) stem with in-plane stride 2,
     no stem max-pool, a (2,1,1) z max-pool after stage 1, (1,3,3) kernels in stages 1-2 and
     (3,3,3) in stages 3-4. Cumulative stage strides (2,2,2), (2,4,4), (2,8,8), (4,16,16).
 

@@ -1,4 +1,4 @@
-"""The coarse (global) embedding head of SAM (SPEC 1.1)."""
+"""The coarse (global) embedding head of SAM (Yan et al., TMI 2022)."""
 from typing import Optional, Sequence
 
 from mmanat.registry import MODELS

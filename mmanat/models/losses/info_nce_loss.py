@@ -18,7 +18,7 @@ class InfoNCELoss(nn.Module):
     Computed in float32 (safe under fp16 autocast).
 
     Args:
-        temperature: T (SPEC: 0.5).
+        temperature: T (SAM: 0.5).
         loss_weight: factor on the loss.
         reduction: 'mean' (over queries), 'sum' or 'none'.
     """

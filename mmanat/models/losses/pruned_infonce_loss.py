@@ -1,5 +1,5 @@
-"""Purposive Pruner (Adam, SPEC 4): InfoNCE over a memory bank with too-similar bank keys
-masked out of each query's denominator."""
+"""Purposive Pruner (Adam, Hosseinzadeh Taher et al., 2023): InfoNCE over a memory bank with
+too-similar bank keys masked out of each query's denominator."""
 from typing import Optional
 
 import torch
@@ -22,8 +22,8 @@ class PrunedInfoNCELoss(nn.Module):
     Computed in float32.
 
     Args:
-        temperature: T (SPEC: 0.2).
-        prune_threshold: cosine at or above which bank keys are pruned (SPEC: 0.8), or None.
+        temperature: T (Adam: 0.2).
+        prune_threshold: cosine at or above which bank keys are pruned (Adam: 0.8), or None.
         loss_weight: factor on the loss.
     """
 

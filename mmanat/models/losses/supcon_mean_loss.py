@@ -1,4 +1,4 @@
-"""SupConMean: the organ-supervised prototype-to-voxel loss of UAE-S (SPEC 2).
+"""SupConMean: the organ-supervised prototype-to-voxel loss of UAE-S (Bai et al., 2023).
 
 For one group of images (the two images of an inter-subject pair), with unit semantic
 embeddings ``f_u`` of every voxel ``u`` of the group and labels nearest-resampled to the
@@ -76,7 +76,7 @@ class SupConMeanLoss(nn.Module):
     """Prototype-to-voxel supervised contrastive loss of UAE-S (see the module docstring).
 
     Args:
-        temperature: tau (SPEC: 0.1).
+        temperature: tau (UAE-S: 0.1).
         loss_weight: factor on the loss.
         max_logits: most (label, voxel) logits computed at once; above it the voxels are
             processed in checkpointed chunks (exact, memory bounded). ``None``: never chunk.

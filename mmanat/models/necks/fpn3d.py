@@ -1,4 +1,4 @@
-"""The fine (local) neck of SAM: a 3D FPN whose only output is its finest level (SPEC 1.1).
+"""The fine (local) neck of SAM: a 3D FPN whose only output is its finest level.
 
 Why not ``type='mmdet.FPN'`` with ``conv_cfg=dict(type='Conv3d')``: mmdet's FPN does run in
 3D (its top-down path interpolates to the exact lower-level size), but it insists on
@@ -6,9 +6,9 @@ Why not ``type='mmdet.FPN'`` with ``conv_cfg=dict(type='Conv3d')``: mmdet's FPN 
 every level. SAM uses the finest level only, so the coarser output convs would be wasted
 compute and, worse, parameters that never receive a gradient - DDP then fails unless
 ``find_unused_parameters=True``. Importing ``mmdet.models`` also needs mmcv's compiled ops,
-while the 3D code must keep working with mmcv-lite (DESIGN). ``FPN3D`` computes exactly
-``mmdet.FPN(...)(x)[0]`` (tests/test_models/test_necks checks this against mmdet when mmdet is
-installed) with only the parameters that output uses.
+while the 3D code must keep working with mmcv-lite (docs/en/advanced_guides/architecture.md).
+``FPN3D`` computes exactly ``mmdet.FPN(...)(x)[0]`` (tests/test_models/test_necks checks this
+against mmdet when mmdet is installed) with only the parameters that output uses.
 """
 from typing import Optional, Sequence, Tuple
 

@@ -1,4 +1,4 @@
-"""Coarse-level pixel-pair sampler of SAM (SPEC 1.3, coarse loss)."""
+"""Coarse-level pixel-pair sampler of SAM (Yan et al., TMI 2022; coarse loss)."""
 from typing import Dict, Optional
 
 import torch

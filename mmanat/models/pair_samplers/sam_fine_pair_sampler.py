@@ -1,4 +1,4 @@
-"""Fine-level pixel-pair sampler of SAM (SPEC 1.3, fine loss items 1-4 and 6)."""
+"""Fine-level pixel-pair sampler of SAM (Yan et al., TMI 2022; fine loss)."""
 from typing import Dict, Optional
 
 import torch
@@ -21,8 +21,8 @@ def _empty_result(device, num_negatives: int) -> Dict[str, torch.Tensor]:
 class SAMFinePairSampler:
     """Samples (query, positive, negatives) voxel triplets on the fine grid of two views.
 
-    Per pair of views (all distances in mm from the coordinate maps; numbering as in SPEC
-    1.3, item 5 being the loss):
+    Per pair of views (all distances in mm from the coordinate maps; steps 1-4 and 6; the loss
+    is step 5):
 
     1. Overlap = intersection of the two views' bounding boxes (valid voxels). Up to
        ``num_preselect`` random valid fine voxels of each view inside it are pre-selected.
@@ -35,7 +35,7 @@ class SAMFinePairSampler:
        given), keep the top ``num_hard_candidates``, then ``num_negatives`` at random.
        ``num_hard_candidates=None``: no ranking, ``num_negatives`` random negatives (the
        UAE-M inter-modality CPU configs use it: with hard negatives the fine level of a
-       small model collapses to one embedding, see the README's UAE-M section).
+       small model collapses to one embedding, see docs/en/advanced_guides/pair_sampling.md).
     6. No overlap (or no query found, or one view without valid voxels): up to
        ``max_queries`` random valid voxels per view are their own positives, with their top
        ``num_negatives`` same-view negatives (beyond ``ignore_distance``).
@@ -175,7 +175,7 @@ class SAMFinePairSampler:
         fallback = query_index.numel() == 0 and self.no_overlap_fallback
         num_top = self.num_hard_candidates
         if fallback:
-            # SPEC 1.3 item 6: each query is its own positive, top-N same-view negatives
+            # step 6: each query is its own positive, top-N same-view negatives
             queries = []
             for a in (0, 1):
                 cand = val[a].nonzero().squeeze(1)

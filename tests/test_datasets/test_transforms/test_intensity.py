@@ -1,4 +1,4 @@
-"""SPEC 1.2 intensity normalisation: CT window, MR percentiles, the registered transform."""
+"""SAM intensity normalisation: CT window, MR percentiles, the registered transform."""
 import numpy as np
 import pytest
 

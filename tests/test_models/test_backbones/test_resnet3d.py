@@ -1,5 +1,5 @@
-"""ResNet3D: stage strides and output sizes of SPEC 1.1 for odd input sizes, kernels,
-configurable depth/width, frozen stages, registry build."""
+"""ResNet3D: stage strides and output sizes of SAM (Yan et al., TMI 2022) for odd input
+sizes, kernels, configurable depth/width, frozen stages, registry build."""
 import math
 
 import pytest
@@ -8,18 +8,18 @@ import torch
 from mmanat.registry import MODELS
 from mmanat.utils.exceptions import InvalidInputError
 
-SPEC_STRIDES = [(2, 2, 2), (2, 4, 4), (2, 8, 8), (4, 16, 16)]
+SAM_STRIDES = [(2, 2, 2), (2, 4, 4), (2, 8, 8), (4, 16, 16)]
 
 
 @pytest.mark.parametrize('size', [(33, 97, 95), (32, 96, 96), (5, 17, 3)])
-def test_stage_output_sizes_follow_ceil_of_spec_strides(size):
+def test_stage_output_sizes_follow_ceil_of_sam_strides(size):
     net = MODELS.build(dict(type='ResNet3D', depth=18, base_channels=4))
     net.eval()
-    assert net.strides == SPEC_STRIDES
+    assert net.strides == SAM_STRIDES
     with torch.no_grad():
         outs = net(torch.randn((1, 1) + size))
     assert len(outs) == 4
-    for i, (o, s) in enumerate(zip(outs, SPEC_STRIDES)):
+    for i, (o, s) in enumerate(zip(outs, SAM_STRIDES)):
         assert o.shape[1] == 4 * 2**i
         assert tuple(o.shape[2:]) == tuple(math.ceil(n / k) for n, k in zip(size, s))
 

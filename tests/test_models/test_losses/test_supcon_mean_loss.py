@@ -1,5 +1,6 @@
-"""SupConMean loss (SPEC 2): equal to a direct loop over labels and voxels, background never a
-positive, stable for large logits, exact chunked evaluation, label resampling, valid masks."""
+"""SupConMean loss (UAE-S, Bai et al., 2023): equal to a direct loop over labels and voxels,
+background never a positive, stable for large logits, exact chunked evaluation, label
+resampling, valid masks."""
 import math
 
 import pytest
@@ -12,7 +13,7 @@ from mmanat.utils.exceptions import InvalidInputError
 
 
 def direct_loss(feats, labels, tau, include_background=False):
-    """Per-voxel loops, exactly as SPEC 2 writes the loss, in float64 with the max logit
+    """Per-voxel loops, exactly as the UAE paper writes the loss, in float64 with the max logit
     subtracted by hand. ``feats`` (M, C), ``labels`` (M,) of one group."""
     feats = feats.double()
     M = feats.shape[0]
