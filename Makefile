@@ -12,18 +12,10 @@ setup:
 data: setup
 	@$(PY) tools/fetch_sample_data.py
 
-# Until a trained default checkpoint ships (checkpoints/sam_default.pth), the demo runs the
-# whole matching pipeline with a randomly initialised tiny SAM and says so loudly.
+# Match a point of one sample CT in the other with the shipped SAM (checkpoints/sam_default.pth)
+# and write a three-plane figure to outputs/.
 demo: data
-	@if [ -f checkpoints/sam_default.pth ]; then \
-	  $(PY) tools/demo.py; \
-	else \
-	  echo "[demo] NOTE: no trained checkpoint ships yet (checkpoints/sam_default.pth)."; \
-	  echo "[demo] Running the real pipeline (load, 2 mm resample, embed, match, figure) with a"; \
-	  echo "[demo] RANDOMLY INITIALISED tiny SAM: timings are real, the match is not meaningful."; \
-	  echo "[demo] Train a model (docs/en/user_guides/train.md) and run: python tools/demo.py --checkpoint K"; \
-	  $(PY) tools/demo.py --random-init --config configs/_base_/models/sam_tiny.py; \
-	fi
+	@$(PY) tools/demo.py
 
 test: data
 	@$(PY) -m pytest tests -q -p no:cacheprovider

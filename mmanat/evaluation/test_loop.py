@@ -64,7 +64,7 @@ class LandmarkTestLoop(TestLoop):
         dataloader: dataloader or its config.
         evaluator: evaluator or its config.
         fp16: embed in mixed precision (GPU only; default float32).
-        stable_points: match with stable points (SAM's robust matching) instead of the
+        stable_points: match with stable points (UAE's structural inference) instead of the
             naive coarse-to-fine argmax.
         match_method: ``method`` of :func:`mmanat.apis.match`.
         embed_kwargs: further arguments of :func:`mmanat.apis.embed` (e.g. ``tile_size``).
