@@ -20,6 +20,9 @@ __all__ = ['nifti_layout', 'check_nifti_complete']
 def nifti_layout(hdr: bytes) -> Optional[Tuple[int, int]]:
     """Where the voxels of a NIfTI-1/-2 file start and how many bytes they take.
 
+    The header is parsed by nibabel (``Nifti1Header`` / ``Nifti2Header``), which knows both
+    versions and byte orders.
+
     Args:
         hdr: the first bytes of the (decompressed) file, at least 348 (NIfTI-1) or 540
             (NIfTI-2); either byte order.
@@ -27,26 +30,27 @@ def nifti_layout(hdr: bytes) -> Optional[Tuple[int, int]]:
     Returns:
         ``(data offset, bytes of voxel data)``, or ``None`` when the header is not recognised.
     """
-    for endian in '<>':
-        if len(hdr) >= 348 and struct.unpack(endian + 'i', hdr[:4])[0] == 348:
-            dims = struct.unpack(endian + '8h', hdr[40:56])
-            bitpix = struct.unpack(endian + 'h', hdr[72:74])[0]
-            offset = max(int(struct.unpack(endian + 'f', hdr[108:112])[0]), 352)
-            break
-        if len(hdr) >= 540 and struct.unpack(endian + 'i', hdr[:4])[0] == 540:
-            dims = struct.unpack(endian + '8q', hdr[16:80])
-            bitpix = struct.unpack(endian + 'h', hdr[14:16])[0]
-            offset = max(int(struct.unpack(endian + 'q', hdr[168:176])[0]), 544)
-            break
-    else:
-        return None
-    ndim = int(dims[0])
-    if not 1 <= ndim <= 7 or bitpix <= 0:
-        return None
-    count = 1
-    for d in dims[1:ndim + 1]:
-        count *= max(int(d), 1)
-    return offset, count * int(bitpix) // 8
+    import nibabel as nib
+    for klass in (nib.Nifti1Header, nib.Nifti2Header):
+        size = klass.template_dtype.itemsize
+        if len(hdr) < size:
+            continue
+        for endian in '<>':
+            if struct.unpack(endian + 'i', hdr[:4])[0] != size:
+                continue
+            try:
+                header = klass(hdr[:size], endianness=endian, check=False)
+                shape = header.get_data_shape()
+                itemsize = header.get_data_dtype().itemsize
+            except Exception:  # nibabel raises several types for a nonsense header
+                return None
+            count = 1
+            for d in shape:
+                count *= max(int(d), 1)
+            # a single-file NIfTI stores voxels after the header and its 4 extension bytes
+            offset = max(int(header.get_data_offset()), size + 4)
+            return offset, count * itemsize
+    return None
 
 
 def check_nifti_complete(path: str) -> None:

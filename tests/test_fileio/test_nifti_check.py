@@ -46,3 +46,19 @@ def test_truncated_files_raise(nii_gz, tmp_path):
     garbage.write_bytes(b'not gzip at all' * 10)
     with pytest.raises(InvalidInputError, match='cannot be decompressed'):
         check_nifti_complete(str(garbage))
+
+
+@pytest.mark.parametrize('version,endian', [(1, '>'), (2, '<'), (2, '>')])
+def test_layout_of_nifti2_and_big_endian_headers(tmp_path, version, endian):
+    import nibabel as nib
+    klass = nib.Nifti1Image if version == 1 else nib.Nifti2Image
+    data = np.arange(3 * 4 * 5, dtype=endian + 'f4').reshape(3, 4, 5)
+    path = tmp_path / f'v{version}.nii'
+    nib.save(klass(data, np.eye(4)), str(path))
+    raw = path.read_bytes()
+    offset, nbytes = nifti_layout(raw[:544])
+    assert nbytes == 3 * 4 * 5 * 4 and offset + nbytes == len(raw)
+    check_nifti_complete(str(path))
+    (tmp_path / 'cut.nii').write_bytes(raw[:-4])
+    with pytest.raises(InvalidInputError, match='truncated'):
+        check_nifti_complete(str(tmp_path / 'cut.nii'))
