@@ -29,7 +29,8 @@ setup(
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
     include_package_data=True,
     install_requires=read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    # ants: the ANTs affine / SyN baselines of tools/benchmark.py (pip install -e ".[ants]")
+    extras_require={'tests': read_requirements('tests.txt'), 'ants': ['antspyx>=0.4']},
     entry_points={
         'console_scripts': [
             # one command per module of mmanat/cli (tools/<name>.py run the same main)

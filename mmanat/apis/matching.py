@@ -8,6 +8,9 @@ in radiological images", IEEE TMI 2022, arXiv:2012.02383):
   argmax over the fine voxels of the ``topk`` best blocks plus a ``margin``. ``pool=(2, 8, 8)``
   makes the blocks the coarse voxels (the literal "coarse argmax, then local fine search"),
   which measured clearly less accurate (docs/en/user_guides/inference_and_matching.md).
+* ``'consensus'``: a few thousand template body points matched at once, a RANSAC rigid then
+  robust affine fit to them, and a robust local fit around each query
+  (:mod:`mmanat.apis.consensus`).
 
 The similarity and its fast evaluation are in :mod:`mmanat.apis.dense_scores`, the search in
 :mod:`mmanat.apis.search`, the sub-voxel refinement (``refine=True``: the vertex of a
@@ -19,7 +22,7 @@ anatomical embedding on multi-modality medical images", 2023, arXiv:2311.15111) 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -27,11 +30,14 @@ import torch
 from ..structures.embedding_map import EmbeddingMaps, GridGeometry
 from ..structures.points import PointSet
 from ..utils.exceptions import InvalidInputError
+from .consensus import consensus_search
 from .dense_scores import PreparedTarget
 from .search import search_matches
 from .stable_points import stable_points_search
 
 METHODS = ('reference', 'coarse_to_fine')
+#: every ``method`` of :func:`match`: the searches of :data:`METHODS` and consensus matching
+MATCH_METHODS = METHODS + ('consensus',)
 
 
 # ------------------------------------------------------------------------------ result
@@ -44,9 +50,12 @@ class MatchResult:
         index: ``(N, 3)`` continuous ITK indices ``(i, j, k)`` in the ORIGINAL target image.
         index_rounded: ``(N, 3)`` int64 ITK indices (rounded, clipped to the image).
         scores: ``(N,)`` similarity of each match (<= 1).
-        method: ``'reference'`` or ``'coarse_to_fine'`` (``+stable_points`` when used).
-        extra: per-point extras, e.g. ``num_kept`` (stable points: pairs used) and
-            ``grid_points`` (the matches before sub-voxel refinement).
+        method: ``'reference'``, ``'coarse_to_fine'`` (``+stable_points`` when used) or
+            ``'consensus'``.
+        extra: per-point extras, e.g. ``num_kept`` (stable points: pairs used),
+            ``grid_points`` (the matches before sub-voxel refinement), ``num_local`` and
+            ``global_points`` (consensus: local matches used, global-affine answers).
+        info: facts about the whole call (consensus: the global affine, sample counts).
     """
 
     points: np.ndarray
@@ -55,6 +64,7 @@ class MatchResult:
     scores: np.ndarray
     method: str
     extra: Dict[str, np.ndarray] = field(default_factory=dict)
+    info: Dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.points)
@@ -67,6 +77,8 @@ class MatchResult:
             extra[col] = [int(v) for v in self.index_rounded[:, a]]
         if 'num_kept' in self.extra:
             extra['num_kept'] = [int(v) for v in self.extra['num_kept']]
+        if 'num_local' in self.extra:
+            extra['num_local'] = [int(v) for v in self.extra['num_local']]
         return PointSet(self.points, names=names, extra=extra)
 
 
@@ -184,11 +196,18 @@ class Matcher:
     def match(self, points_mm, method: str = 'reference', refine: bool = True,
               stable_points: bool = False, topk: int = 4, margin=1,
               pool=2, max_chunk_mb: Optional[float] = None, progress: bool = False,
-              stable_cfg: Optional[dict] = None, names=None) -> MatchResult:
+              stable_cfg: Optional[dict] = None, names=None,
+              consensus_cfg: Optional[dict] = None) -> MatchResult:
         """See :func:`match`."""
-        if method not in METHODS:
+        if method not in MATCH_METHODS:
             raise InvalidInputError(f'unknown matching method {method!r}; use one of '
-                                    f'{METHODS}.')
+                                    f'{MATCH_METHODS}.')
+        if method == 'consensus' and stable_points:
+            raise InvalidInputError("method='consensus' and stable_points=True exclude each "
+                                    'other; choose one.')
+        if consensus_cfg is not None and method != 'consensus':
+            raise InvalidInputError(f"consensus_cfg is for method='consensus', not "
+                                    f'{method!r}.')
         if int(topk) < 1:
             raise InvalidInputError(f'topk must be >= 1, got {topk}.')
         margin = np.asarray(margin).reshape(-1)
@@ -210,6 +229,14 @@ class Matcher:
         if len(pts) == 0:
             e = np.zeros((0, 3))
             return MatchResult(e, e.copy(), e.astype(np.int64), np.zeros(0), method)
+        if method == 'consensus':
+            cfg = dict(consensus_cfg or {})
+            ans, sc, extra, info = consensus_search(
+                self.template, self.target, pts, self.prepared, refine, int(topk), margin,
+                pool, max_chunk_mb, progress, cfg)
+            res = _result_from_world(self.target, ans, sc, method, extra)
+            res.info = info
+            return res
         if stable_points:
             return self._stable(pts, method, topk, margin, pool, max_chunk_mb, progress,
                                 **dict(stable_cfg or {}))
@@ -236,7 +263,8 @@ def match(template_maps: EmbeddingMaps, points_mm, target_maps: EmbeddingMaps,
           topk: int = 4, margin: Union[int, Sequence[int]] = 1,
           pool: Union[int, Sequence[int]] = 2, device=None,
           max_chunk_mb: Optional[float] = None, progress: bool = False,
-          stable_cfg: Optional[dict] = None) -> MatchResult:
+          stable_cfg: Optional[dict] = None,
+          consensus_cfg: Optional[dict] = None) -> MatchResult:
     """Find template points in a target image (SAM; UAE stable points with
     ``stable_points``).
 
@@ -245,8 +273,10 @@ def match(template_maps: EmbeddingMaps, points_mm, target_maps: EmbeddingMaps,
             :func:`load_embeddings`).
         points_mm: ``(N, 3)`` world LPS mm (or a :class:`PointSet`), 1 to 100,000+ points.
         target_maps: maps of the target, made by the same model.
-        method: ``'reference'`` (argmax over every fine voxel) or ``'coarse_to_fine'``
-            (coarse candidates, then a local fine search; see the module docstring).
+        method: ``'reference'`` (argmax over every fine voxel), ``'coarse_to_fine'``
+            (coarse candidates, then a local fine search; see the module docstring) or
+            ``'consensus'`` (global RANSAC rigid + robust affine over a few thousand body
+            matches, then a robust local fit per query: :mod:`mmanat.apis.consensus`).
         stable_points: UAE structural inference (125-voxel neighbourhood,
             4 forward/back iterations, score > 0.8, Huber-robust affine fit, mean vote).
         refine: sub-voxel parabolic refinement of the argmax.
@@ -260,6 +290,13 @@ def match(template_maps: EmbeddingMaps, points_mm, target_maps: EmbeddingMaps,
         stable_cfg: overrides of the stable-points parameters (``radius=2``,
             ``iterations=4``, ``score_thr=0.8``, ``max_distance=200``,
             ``min_pairs_affine=8``, ``huber_scale=1.345``, ``irls_iters=10``).
+        consensus_cfg: overrides of the consensus parameters
+            (:data:`mmanat.apis.consensus.CONSENSUS_DEFAULTS`: ``n_points=3000``, ``seed=0``,
+            ``ransac_threshold_mm=15``, ``local_radius_mm=40``, ``min_local=8``,
+            ``min_affine=20``, ``outlier_mm=20``, ``refine_search_mm=0``,
+            ``search='coarse_to_fine'``, and ``template_image`` (the template
+            :class:`MedicalImage`: samples in its body mask) or ``mask``); with consensus,
+            ``refine``/``topk``/``margin``/``pool`` apply to the sample matches.
 
     Returns:
         :class:`MatchResult`: world LPS points, continuous and rounded ITK voxel indices of the
@@ -272,4 +309,4 @@ def match(template_maps: EmbeddingMaps, points_mm, target_maps: EmbeddingMaps,
     return Matcher(template_maps, target_maps, device).match(
         points_mm, method=method, refine=refine, stable_points=stable_points, topk=topk,
         margin=margin, pool=pool, max_chunk_mb=max_chunk_mb, progress=progress,
-        stable_cfg=stable_cfg)
+        stable_cfg=stable_cfg, consensus_cfg=consensus_cfg)

@@ -12,8 +12,10 @@ Benchmarks (``--only`` picks some):
 * ``speed``: embedding time / peak memory vs volume size, matching time vs number of points
   (needs ``--config``).
 
-Methods: identity, SimpleITK affine and affine + B-spline registration (Mattes MI), and each
-model given by ``--config`` / ``--checkpoint`` (naive and stable-points matching).
+Methods: identity, SimpleITK affine and affine + B-spline registration (Mattes MI), ANTs
+affine and SyN (optional extra ``pip install -e '.[ants]'``; without it their rows say
+"antspyx not installed"), and each model given by ``--config`` / ``--checkpoint`` (naive,
+stable-points and consensus matching).
 
 Examples::
 
@@ -64,8 +66,10 @@ def parse_args(argv=None):
                    help='checkpoint(s), one per --config (omit: random init, for timing only)')
     p.add_argument('--model-name', nargs='+', default=[], help='table names of the models')
     p.add_argument('--device', help='device of the models (default: GPU when present)')
-    p.add_argument('--baselines', nargs='*', default=['identity', 'sitk_affine', 'sitk_bspline'],
-                   help='baseline methods to run (default: all three; none: just the flag)')
+    p.add_argument('--baselines', nargs='*',
+                   default=['identity', 'sitk_affine', 'sitk_bspline', 'ants_affine', 'ants_syn'],
+                   help='baseline methods to run (default: identity sitk_affine sitk_bspline '
+                   'ants_affine ants_syn; none: just the flag)')
     p.add_argument('--data-dir', default=osp.join(ROOT, 'data', 'samples'),
                    help='folder of the real sample data (ct/lung1.nrrd, ct/lung2.nrrd)')
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'benchmark'),
@@ -112,7 +116,8 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
         configs, checkpoints, model_names (list[str]): mmanat models (one checkpoint per
             config, or none: random init, for timing only) and their table names.
         device (str, optional): device of the models.
-        baseline_names (list[str], optional): baseline methods (default: all three).
+        baseline_names (list[str], optional): baseline methods (default: all five; the ANTs
+            ones give rows saying "antspyx not installed" when it is absent).
         data_dir (str): folder of the real sample data (``ct/lung1.nrrd``, ``ct/lung2.nrrd``).
         work_dir (str): where the lesion-tracking images, test.json and predictions go.
         seed (int): seed of the synthetic cases.
@@ -141,7 +146,8 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
         try:
             model_methods = br.mmanat_methods(configs, checkpoints, model_names,
                                               device=device)
-            models = [m.model for m in model_methods if not m.stable_points]
+            models = [m.model for m in model_methods if not m.stable_points
+                      and m.match_method != 'consensus']
         except (ImportError, InvalidInputError) as err:
             skipped.append(f'mmanat models: could not be loaded ({err})')
             log(f'[skip] mmanat models: {err}')
@@ -205,7 +211,8 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
             log(f'[skip] {msg}')
         else:
             for model, name in zip(models, [m.name for m in model_methods
-                                            if not m.stable_points]):
+                                            if not m.stable_points
+                                            and m.match_method != 'consensus']):
                 for t in br.run_speed_benchmark(model, log=log, **settings['speed']):
                     t.title += f' - {name}'
                     tables.append(t)

@@ -14,8 +14,8 @@
 Points: ``.csv`` (name,x,y,z world mm in --space), 3D Slicer ``.mrk.json`` or ``.fcsv`` (their
 own coordinate system is honoured on input). Output: the same formats, coordinates in
 --space, plus the columns ``score`` (similarity <= 1) and ``i, j, k`` (rounded ITK voxel
-indices of the ORIGINAL target image); ``num_kept`` with --stable-points. Nothing is written
-unless every target was matched.
+indices of the ORIGINAL target image); ``num_kept`` with --stable-points, ``num_local`` with
+``--method consensus``. Nothing is written unless every target was matched.
 """
 import argparse
 import os
@@ -51,9 +51,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    'per target named OUT_<target name>')
     p.add_argument('--space', default='LPS', choices=['LPS', 'RAS'],
                    help='coordinate convention of a .csv input and of every output')
-    p.add_argument('--method', default='reference', choices=['reference', 'coarse_to_fine'],
+    p.add_argument('--method', default='reference',
+                   choices=['reference', 'coarse_to_fine', 'consensus'],
                    help='reference: argmax over all voxels (SAM); coarse_to_fine: faster '
-                   'two-level search')
+                   'two-level search; consensus: RANSAC rigid + robust affine over a few '
+                   'thousand template body matches, then a robust local fit per point')
     p.add_argument('--stable-points', action='store_true',
                    help='stable-points structural inference (UAE-S)')
     p.add_argument('--no-refine', action='store_true', help='no sub-voxel refinement')
@@ -131,7 +133,9 @@ def match_files(template: str, points_file: str, targets: Sequence[str], out: st
         checkpoint (str, optional): checkpoint (default: the shipped SAM model).
         random_init (bool): random weights of ``config`` (pipeline tests).
         space (str): 'LPS' or 'RAS', convention of a .csv input and of every output.
-        method (str): 'reference' (argmax over all voxels) or 'coarse_to_fine'.
+        method (str): 'reference' (argmax over all voxels), 'coarse_to_fine' or
+            'consensus' (samples in the template's body mask; in the whole template image
+            when the template is a cache).
         stable_points (bool): stable-points structural inference (UAE-S).
         refine (bool): sub-voxel refinement.
         tile_size (list[int], optional): tiled embedding window (z, y, x) voxels at 2 mm.
@@ -176,14 +180,19 @@ def match_files(template: str, points_file: str, targets: Sequence[str], out: st
         model = init_model(config, None if random_init else checkpoint, device=device)
     tile = tile_size if tile_size else None
 
+    images_read = {}
+
     def maps_of(path):
         if is_cache_path(path):
             return load_embeddings(path, expected_model=model, device=device)
-        return embed(model, read_volume(path, modality=modality), tile_size=tile,
-                     progress=progress)
+        images_read[path] = read_volume(path, modality=modality)
+        return embed(model, images_read[path], tile_size=tile, progress=progress)
 
     t0 = time.perf_counter()
     tpl = maps_of(template)
+    consensus_cfg = None
+    if method == 'consensus' and template in images_read:  # body-mask samples
+        consensus_cfg = dict(template_image=images_read[template])
     check_query_points(points, tpl)  # fail before embedding the targets
     t_embed = time.perf_counter() - t0
     results = []
@@ -194,7 +203,8 @@ def match_files(template: str, points_file: str, targets: Sequence[str], out: st
         t_embed += time.perf_counter() - t0
         t0 = time.perf_counter()
         res = Matcher(tpl, tgt).match(points, method=method, refine=refine,
-                                      stable_points=stable_points, progress=progress)
+                                      stable_points=stable_points, progress=progress,
+                                      consensus_cfg=consensus_cfg)
         t_match += time.perf_counter() - t0
         found = res.to_pointset(names=points.names)
         extra = {k: v for k, v in points.extra.items() if k not in found.extra}

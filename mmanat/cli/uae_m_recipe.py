@@ -232,7 +232,9 @@ def main(argv=None) -> int:
                 model, f'{name} register, landmark affine only', deformable='none', **reg_kw))
             methods.append(EmbeddingRegistrationMethod(model, f'{name} register', **reg_kw))
         if not args.no_baselines:
-            for m in default_baselines(quick=True) + [SitkBSplineFromIdentityMethod('quick')]:
+            sitk_names = ('identity', 'sitk_affine', 'sitk_bspline')
+            for m in (default_baselines(quick=True, names=sitk_names)
+                      + [SitkBSplineFromIdentityMethod('quick')]):
                 if m.name != 'identity':
                     m.name = m.name + ' (MI)'
                 methods.append(m)

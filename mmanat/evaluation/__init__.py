@@ -7,10 +7,10 @@ API are imported inside the functions that use them, and :class:`LandmarkTestLoo
 needs ``mmengine.runner``) when first accessed; the ``LOOPS`` registry imports
 :mod:`mmanat.evaluation.test_loop` when a config names it.
 """
-from .baselines import (IdentityMethod, RegistrationResult, SitkAffineMethod,
-                        SitkBSplineFromIdentityMethod, SitkBSplineMethod, default_baselines,
-                        register_affine,
-                        register_bspline, transform_points)
+from .baselines import (AntsAffineMethod, AntsSyNMethod, IdentityMethod, RegistrationResult,
+                        SitkAffineMethod, SitkBSplineFromIdentityMethod, SitkBSplineMethod,
+                        default_baselines, register_affine, register_bspline,
+                        transform_points)
 from .benchmark import (BenchmarkTable, EmbeddingRegistrationMethod, MMAnatMethod,
                         mmanat_methods, run_landmark_benchmark, run_lesion_benchmark,
                         run_speed_benchmark)
@@ -33,7 +33,7 @@ __all__ = [
     'attach_predictions', 'evaluate_dlt', 'voxel_to_mm', 'mm_to_voxel',
     # baselines
     'IdentityMethod', 'SitkAffineMethod', 'SitkBSplineMethod', 'SitkBSplineFromIdentityMethod',
-    'register_affine',
+    'AntsAffineMethod', 'AntsSyNMethod', 'register_affine',
     'register_bspline', 'RegistrationResult', 'transform_points', 'default_baselines',
     # cases
     'LandmarkCase', 'LesionCase', 'RandomDeformation', 'random_deformation', 'deform_case',

@@ -5,7 +5,7 @@ console command stay fast: only the helpers that need torch import it.
 """
 from importlib import import_module
 
-from .exceptions import InvalidInputError, MMAnatError
+from .exceptions import InvalidInputError, MissingDependencyError, MMAnatError
 
 # public name -> submodule that defines it
 _LAZY = {
@@ -20,7 +20,7 @@ _LAZY = {
     'to_plain': 'misc',
 }
 
-__all__ = ['MMAnatError', 'InvalidInputError'] + sorted(_LAZY)
+__all__ = ['MMAnatError', 'InvalidInputError', 'MissingDependencyError'] + sorted(_LAZY)
 
 
 def __getattr__(name: str):

@@ -10,3 +10,10 @@ class InvalidInputError(MMAnatError, ValueError):
 
     The message always names the offending file or value and says what to do about it.
     """
+
+
+class MissingDependencyError(MMAnatError, ImportError):
+    """An optional dependency is not installed (e.g. ANTsPy for the ANTs baselines).
+
+    The message names the package and the command that installs it.
+    """

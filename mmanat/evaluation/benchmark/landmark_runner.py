@@ -30,13 +30,20 @@ def run_landmark_benchmark(name: str, title: str, cases: Sequence[LandmarkCase],
     """Every method on every case; one row per method (and per ``group(case)`` if given).
 
     Columns: MRE (mm), median, 90th percentile, within 5 / 10 mm, number of points, time per
-    case (s).
+    case (s). A method whose ``unavailable`` attribute holds a message (e.g. ANTs without
+    antspyx) is not run: its rows carry the message instead of numbers.
     """
     table = BenchmarkTable(name, title, ['method'] + (['group'] if group else []) + [
         'MRE (mm)', 'median (mm)', 'p90 (mm)', 'within 5 mm', 'within 10 mm', 'points',
         'time/case (s)'])
     per_case = []
     for method in methods:
+        unavailable = getattr(method, 'unavailable', None)
+        if unavailable:  # e.g. an optional dependency is missing: a row that says so
+            log(f'[{name}] {method.name}: {unavailable}')
+            for g in (sorted({group(c) for c in cases}, key=str) if group else [None]):
+                table.add_unavailable_row([method.name] + ([g] if group else []), unavailable)
+            continue
         disp, times, groups = [], [], []
         for case in cases:
             log(f'[{name}] {method.name} on {case.name} ({len(case.template_points)} points)')

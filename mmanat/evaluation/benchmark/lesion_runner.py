@@ -19,7 +19,8 @@ def run_lesion_benchmark(cases: Sequence[LesionCase], methods: Sequence[Callable
     """Lesion tracking: for each method, map every baseline lesion centre into the follow-up,
     write the predictions as a file, and evaluate it against the DLT-layout ``test.json``
     in ``work_dir`` (written by :func:`~mmanat.evaluation.cases.longitudinal_lesion_cases`)
-    exactly as ``tools/eval_lesion_tracking.py`` does."""
+    exactly as ``tools/eval_lesion_tracking.py`` does. A method whose ``unavailable`` attribute
+    holds a message is not run: its row carries the message instead of numbers."""
     from ..dlt_format import (attach_predictions, evaluate_dlt, read_dlt_json,
                              read_predictions, write_predictions)
     ann = osp.join(work_dir, 'test.json')
@@ -29,6 +30,11 @@ def run_lesion_benchmark(cases: Sequence[LesionCase], methods: Sequence[Callable
                                             'time/case (s)'])
     details = {}
     for method in methods:
+        unavailable = getattr(method, 'unavailable', None)
+        if unavailable:  # e.g. an optional dependency is missing: a row that says so
+            log(f'[lesion_tracking] {method.name}: {unavailable}')
+            table.add_unavailable_row([method.name], unavailable)
+            continue
         preds, times = {}, []
         for case in cases:
             src = np.stack([case.template.index_to_world(r.source_center)

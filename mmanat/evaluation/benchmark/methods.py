@@ -48,8 +48,9 @@ def timed_call(method: Callable, template, points, target,
 
 class MMAnatMethod:
     """A trained mmanat model as a benchmark method: embed both images
-    (:func:`mmanat.apis.embed`), then :func:`mmanat.apis.match` the points (naive argmax, or
-    with ``stable_points``). The time per case includes both embeddings."""
+    (:func:`mmanat.apis.embed`), then :func:`mmanat.apis.match` the points (naive argmax,
+    with ``stable_points``, or ``match_method='consensus'``: consensus matching with its
+    samples in the template's body mask). The time per case includes both embeddings."""
 
     def __init__(self, model, name: str, stable_points: bool = False,
                  match_method: str = 'reference', embed_kwargs: Optional[dict] = None,
@@ -65,9 +66,12 @@ class MMAnatMethod:
         from ...apis import embed, match
         t_maps = embed(self.model, template, **self.embed_kwargs)
         g_maps = embed(self.model, target, **self.embed_kwargs)
+        kwargs = dict(self.match_kwargs)
+        if self.match_method == 'consensus':  # samples in the template's body mask
+            kwargs['consensus_cfg'] = dict(kwargs.get('consensus_cfg') or {},
+                                           template_image=template)
         res = match(t_maps, np.asarray(points_mm, dtype=np.float64), g_maps,
-                    method=self.match_method, stable_points=self.stable_points,
-                    **self.match_kwargs)
+                    method=self.match_method, stable_points=self.stable_points, **kwargs)
         return np.asarray(res.points, dtype=np.float64)
 
 
@@ -93,9 +97,9 @@ class EmbeddingRegistrationMethod:
 
 def mmanat_methods(configs: Sequence[str], checkpoints: Sequence[Optional[str]],
                    names: Optional[Sequence[str]] = None, device: Optional[str] = None,
-                   stable: bool = True) -> List[MMAnatMethod]:
-    """:class:`MMAnatMethod` s (naive and, with ``stable``, stable-points) for each config /
-    checkpoint pair."""
+                   stable: bool = True, consensus: bool = True) -> List[MMAnatMethod]:
+    """:class:`MMAnatMethod` s (naive and, with ``stable``, stable-points; with
+    ``consensus``, consensus matching) for each config / checkpoint pair."""
     from ...apis import init_model
     methods = []
     for i, cfg in enumerate(configs):
@@ -105,4 +109,6 @@ def mmanat_methods(configs: Sequence[str], checkpoints: Sequence[Optional[str]],
         methods.append(MMAnatMethod(model, base))
         if stable:
             methods.append(MMAnatMethod(model, base + '+stable', stable_points=True))
+        if consensus:
+            methods.append(MMAnatMethod(model, base + '+consensus', match_method='consensus'))
     return methods

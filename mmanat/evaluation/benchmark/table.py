@@ -22,6 +22,17 @@ class BenchmarkTable:
     notes: List[str] = field(default_factory=list)
     details: Dict = field(default_factory=dict)
 
+    def add_unavailable_row(self, lead: List, message: str):
+        """A row for a method that cannot run here (e.g. an optional dependency is missing):
+        ``lead`` fills the first columns (method, group), ``message`` the next one and ``-``
+        the rest; the message is also added to the notes. The row stays in the table, so a
+        reader sees the method was asked for and why it has no numbers."""
+        rest = len(self.columns) - len(lead)
+        self.rows.append(list(lead) + [message] + ['-'] * max(rest - 1, 0))
+        note = f'{lead[0]}: {message}'
+        if note not in self.notes:
+            self.notes.append(note)
+
     def to_markdown(self) -> str:
         """The table as GitHub markdown (title, table, notes)."""
         def fmt(v):
