@@ -291,9 +291,9 @@ def match(template_maps: EmbeddingMaps, points_mm, target_maps: EmbeddingMaps,
             ``iterations=4``, ``score_thr=0.8``, ``max_distance=200``,
             ``min_pairs_affine=8``, ``huber_scale=1.345``, ``irls_iters=10``).
         consensus_cfg: overrides of the consensus parameters
-            (:data:`mmanat.apis.consensus.CONSENSUS_DEFAULTS`: ``n_points=3000``, ``seed=0``,
+            (:data:`mmanat.apis.consensus.CONSENSUS_DEFAULTS`: ``n_points=4000``, ``seed=0``,
             ``ransac_threshold_mm=15``, ``local_radius_mm=40``, ``min_local=8``,
-            ``min_affine=20``, ``outlier_mm=20``, ``refine_search_mm=0``,
+            ``min_affine=50``, ``outlier_mm=15``, ``refine_search_mm=0``,
             ``search='coarse_to_fine'``, and ``template_image`` (the template
             :class:`MedicalImage`: samples in its body mask) or ``mask``); with consensus,
             ``refine``/``topk``/``margin``/``pool`` apply to the sample matches.

@@ -66,7 +66,8 @@ class LandmarkTestLoop(TestLoop):
         fp16: embed in mixed precision (GPU only; default float32).
         stable_points: match with stable points (UAE's structural inference) instead of the
             naive coarse-to-fine argmax.
-        match_method: ``method`` of :func:`mmanat.apis.match`.
+        match_method: ``method`` of :func:`mmanat.apis.match` (``'consensus'``: samples in
+            the template's body mask).
         embed_kwargs: further arguments of :func:`mmanat.apis.embed` (e.g. ``tile_size``).
         match_kwargs: further arguments of :func:`mmanat.apis.match`.
         pred_key: the sample key of the predictions, as the metric reads it

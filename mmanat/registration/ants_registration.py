@@ -20,9 +20,11 @@ carries template points (world LPS mm) to their target positions
 ``tests/test_registration/test_ants_registration.py``).
 
 Reproducibility: the metric sampling uses ``seed`` (default 1). ANTs reads its thread count
-(``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``) once, when ``ants`` is imported: ``threads=1`` makes
-runs repeatable only if it is given before the first import in the process (or the variable is
-set before Python starts); otherwise a warning says which count is in force.
+(``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``) once, at its first image operation in the process:
+``threads=1`` makes runs repeatable (bit for bit) when it is given at the first ANTs use
+(:func:`ants_session`), or when the variable is set before Python starts; otherwise a warning
+says which count is in force. With several threads, results vary from run to run (the
+metric's sums are reduced in varying order, and the optimiser may stop at another step).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -41,7 +44,8 @@ from ..structures.image import MedicalImage
 from ..utils.exceptions import InvalidInputError, MissingDependencyError
 
 __all__ = ['ANTS_INSTALL', 'ANTS_PRESETS', 'ANTS_TRANSFORMS', 'AntsRegistrationResult',
-           'ants_unavailable_reason', 'import_ants', 'ants_config', 'to_ants', 'register_ants']
+           'ants_unavailable_reason', 'import_ants', 'ants_session', 'ants_config', 'to_ants',
+           'register_ants']
 
 #: the install command of the optional extra, quoted in every "not installed" message
 ANTS_INSTALL = "pip install -e '.[ants]'"
@@ -66,12 +70,9 @@ ANTS_PRESETS = {
                   grad_step=0.2, flow_sigma=3.0, total_sigma=0.0),
 }
 
-# options beside the preset keys: metric sampling seed, and threads (ANTs/ITK worker threads;
-# 0 = ANTs' default, all cores; takes effect only before ants is first imported)
-_EXTRA_OPTIONS = ('seed', 'threads')
-
-# the ITK thread count ANTs was imported with ('' = its default, all cores)
-_IMPORTED_THREADS: Optional[str] = None
+# the ITK thread count of ANTs in this process, fixed at its first use through
+# :func:`ants_session` ('' = its default, all cores; None = not used yet)
+_THREADS_IN_FORCE: Optional[str] = None
 
 
 def ants_unavailable_reason() -> Optional[str]:
@@ -86,12 +87,8 @@ def ants_unavailable_reason() -> Optional[str]:
     return None if found else f'antspyx not installed ({ANTS_INSTALL})'
 
 
-def import_ants(threads: int = 0):
-    """Import ANTsPy (``import ants``), with ``threads`` ITK worker threads when this is the
-    first import in the process.
-
-    Args:
-        threads: ITK threads of ANTs (0: its default, all cores; 1: repeatable runs).
+def import_ants():
+    """Import ANTsPy (``import ants``).
 
     Returns:
         the ``ants`` module.
@@ -100,34 +97,54 @@ def import_ants(threads: int = 0):
         MissingDependencyError: antspyx is not installed (the message names
             ``pip install -e '.[ants]'``).
     """
-    global _IMPORTED_THREADS
-    first = sys.modules.get('ants') is None
-    var = 'ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS'
-    old = os.environ.get(var)
-    if first and int(threads) > 0:
-        os.environ[var] = str(int(threads))
     try:
         import ants
     except ImportError as err:
         raise MissingDependencyError(
             f'ANTs registration needs ANTsPy: antspyx not installed ({ANTS_INSTALL}, or '
             f'`pip install antspyx`); import failed with: {err}') from err
+    return ants
+
+
+@contextmanager
+def ants_session(threads: int = 0):
+    """Context giving the ``ants`` module, with ``threads`` ITK threads if this is the first
+    use of ANTs in the process.
+
+    ANTs' ITK reads ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` once, at its first image
+    operation, and keeps that count for the life of the process. The variable is set only
+    inside this context (the rest of the process, SimpleITK included, is not touched); a later
+    call asking for another count gets a ``RuntimeWarning`` naming the count in force.
+
+    Args:
+        threads: ITK threads (0: ANTs' default, all cores; 1: repeatable registrations).
+
+    Raises:
+        MissingDependencyError: antspyx is not installed.
+    """
+    global _THREADS_IN_FORCE
+    threads = int(threads)
+    var = 'ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS'
+    old = os.environ.get(var)
+    first = _THREADS_IN_FORCE is None
+    if first and threads > 0:
+        os.environ[var] = str(threads)
+    try:
+        ants = import_ants()
+        if first:
+            _THREADS_IN_FORCE = os.environ.get(var, '')
+        elif threads > 0 and _THREADS_IN_FORCE != str(threads):
+            warnings.warn(f'ANTs already runs with {_THREADS_IN_FORCE or "its default number of"}'
+                          f' threads in this process; threads={threads} takes effect only at '
+                          f'the first ANTs use (or set {var}={threads} before starting Python).',
+                          RuntimeWarning, stacklevel=3)
+        yield ants
     finally:
-        if first and int(threads) > 0:
+        if first and threads > 0:
             if old is None:
                 os.environ.pop(var, None)
             else:
                 os.environ[var] = old
-    if first:  # the count ANTs now runs with, for good
-        _IMPORTED_THREADS = str(int(threads)) if int(threads) > 0 else (old or '')
-    elif _IMPORTED_THREADS is None:  # imported elsewhere, before us
-        _IMPORTED_THREADS = old or ''
-    if int(threads) > 0 and _IMPORTED_THREADS != str(int(threads)):
-        warnings.warn(f'ANTs was imported with {_IMPORTED_THREADS or "its default number of"} '
-                      f'threads; threads={threads} takes effect only before the first '
-                      f'`import ants` (or set {var}={threads} before starting Python).',
-                      RuntimeWarning, stacklevel=2)
-    return ants
 
 
 def ants_config(preset: str = 'default', **overrides) -> Dict:
@@ -158,7 +175,9 @@ def to_ants(image: MedicalImage, ants=None):
     """A float32 ``ants.ANTsImage`` with ``image``'s geometry: the array transposed from
     mmanat's ``(z, y, x)`` to ANTs' ``(x, y, z)``, origin / spacing / direction copied (both
     are ITK LPS)."""
-    ants = ants or import_ants()
+    if ants is None:
+        with ants_session() as ants:
+            return to_ants(image, ants)
     arr = np.ascontiguousarray(np.asarray(image.array, dtype=np.float32).T)
     return ants.from_numpy(arr, origin=tuple(float(v) for v in image.origin),
                            spacing=tuple(float(v) for v in image.spacing),
@@ -225,7 +244,7 @@ class AntsRegistrationResult:
             raise InvalidInputError('the transform files of this ANTs registration are gone '
                                     '(close() was called); register again.')
         import pandas as pd
-        ants = import_ants()
+        ants = import_ants()  # used before, by the registration: the thread count is set
         n = len(pts)
         # ANTs reads a one-row point set as 1D (and refuses it): pad to two rows
         frame = pd.DataFrame(pts if n > 1 else np.repeat(pts, 2, 0), columns=['x', 'y', 'z'])
@@ -258,7 +277,7 @@ def register_ants(template: MedicalImage, target: MedicalImage, transform: str =
         preset: ``'default'`` (ANTsPy's defaults at 2 mm) or ``'quick'`` (4 mm, 3 levels).
         **overrides: any key of :data:`ANTS_PRESETS` (``spacing``: None keeps the images'
             own; ``aff_iterations``, ``reg_iterations``, ...), ``seed`` (metric sampling,
-            default 1) and ``threads`` (1: repeatable; see :func:`import_ants`).
+            default 1) and ``threads`` (1: repeatable; see :func:`ants_session`).
 
     Returns:
         :class:`AntsRegistrationResult` whose :meth:`~AntsRegistrationResult.map_points` maps
@@ -272,29 +291,29 @@ def register_ants(template: MedicalImage, target: MedicalImage, transform: str =
         raise InvalidInputError(f'unknown ANTs transform {transform!r}; use one of '
                                 f'{list(ANTS_TRANSFORMS)}.')
     cfg = ants_config(preset, **overrides)
-    ants = import_ants(int(cfg['threads']))
-    t0 = time.perf_counter()
-    fixed = to_ants(_prepare(template, cfg['spacing']), ants)
-    moving = to_ants(_prepare(target, cfg['spacing']), ants)
-    workdir = tempfile.TemporaryDirectory(prefix='mmanat_ants_')
     keys = ('aff_metric', 'syn_metric', 'aff_sampling', 'syn_sampling',
             'aff_random_sampling_rate', 'grad_step', 'flow_sigma', 'total_sigma')
-    try:
-        reg = ants.registration(
+    with ants_session(cfg['threads']) as ants:
+        t0 = time.perf_counter()
+        fixed = to_ants(_prepare(template, cfg['spacing']), ants)
+        moving = to_ants(_prepare(target, cfg['spacing']), ants)
+        workdir = tempfile.TemporaryDirectory(prefix='mmanat_ants_')
+        try:
+            reg = ants.registration(
             fixed, moving, type_of_transform=transform,
-            outprefix=os.path.join(workdir.name, 'reg_'),
-            aff_iterations=tuple(int(v) for v in cfg['aff_iterations']),
-            aff_shrink_factors=tuple(int(v) for v in cfg['aff_shrink_factors']),
-            aff_smoothing_sigmas=tuple(cfg['aff_smoothing_sigmas']),
-            reg_iterations=tuple(int(v) for v in cfg['reg_iterations']),
-            random_seed=int(cfg['seed']), **{k: cfg[k] for k in keys})
-    except BaseException:
-        workdir.cleanup()
-        raise
+                outprefix=os.path.join(workdir.name, 'reg_'),
+                aff_iterations=tuple(int(v) for v in cfg['aff_iterations']),
+                aff_shrink_factors=tuple(int(v) for v in cfg['aff_shrink_factors']),
+                aff_smoothing_sigmas=tuple(cfg['aff_smoothing_sigmas']),
+                reg_iterations=tuple(int(v) for v in cfg['reg_iterations']),
+                random_seed=int(cfg['seed']), **{k: cfg[k] for k in keys})
+        except BaseException:
+            workdir.cleanup()
+            raise
     fwd, inv = reg['fwdtransforms'], reg['invtransforms']
     fwd = [fwd] if isinstance(fwd, str) else list(fwd)
     inv = [inv] if isinstance(inv, str) else list(inv)
     return AntsRegistrationResult(transform, fwd, inv, time.perf_counter() - t0,
                                   dict(cfg, transform=transform, preset=preset,
-                                       threads_in_force=_IMPORTED_THREADS or 'default'),
+                                       threads_in_force=_THREADS_IN_FORCE or 'default'),
                                   workdir)

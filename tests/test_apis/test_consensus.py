@@ -173,3 +173,17 @@ def test_bad_arguments(affine_case, kwargs, msg):
     tpl, tgt, q, _ = affine_case
     with pytest.raises(InvalidInputError, match=msg):
         match(tpl, q[:2], tgt, **kwargs)
+
+
+def test_benchmark_method_with_consensus():
+    """The benchmark adapter runs consensus with samples in the template's body mask."""
+    from mmanat.evaluation.benchmark.methods import MMAnatMethod
+    from tests.helpers.position_encoder_standin import (PositionEncoderStandIn, moved,
+                                                        quadratic_volume)
+    tpl = quadratic_volume(shape=(16, 48, 48), origin=(-40.0, -50.0, -10.0))
+    shift = np.array([6.2, -4.5, 3.1])
+    q = np.array([[-10.0, -20.0, 2.0], [5.5, -3.25, 8.0], [-25.0, -30.0, 5.0]])
+    method = MMAnatMethod(PositionEncoderStandIn(channels=32), 'standin+consensus',
+                          match_method='consensus', consensus_cfg=dict(n_points=500))
+    pred = method(tpl, q, moved(tpl, shift))
+    assert np.linalg.norm(pred - (q + shift), axis=1).max() < 1.0

@@ -86,7 +86,7 @@ def test_bspline_from_identity_control():
 
 def test_presets_and_options():
     names = [m.name for m in default_baselines(quick=True)]
-    assert names == ['identity', 'sitk_affine', 'sitk_bspline']
+    assert names == ['identity', 'sitk_affine', 'sitk_bspline', 'ants_affine', 'ants_syn']
     assert [m.name for m in default_baselines(names=['identity'])] == ['identity']
     with pytest.raises(InvalidInputError, match='unknown registration options'):
         SitkAffineMethod('quick', iterations=3)

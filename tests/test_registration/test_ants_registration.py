@@ -6,6 +6,7 @@ small synthetic volume is recovered in the right direction (template -> target).
 benchmark rows that say so instead of numbers.
 """
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -20,18 +21,31 @@ from mmanat.evaluation.benchmark import BenchmarkTable, run_landmark_benchmark
 from mmanat.evaluation.cases import LandmarkCase
 from mmanat.registration import (ANTS_INSTALL, ants_config, ants_unavailable_reason,
                                  register_ants)
-from mmanat.registration.ants_registration import import_ants, to_ants
+from mmanat.registration.ants_registration import ants_session, import_ants, to_ants
 from mmanat.structures import MedicalImage
 from mmanat.utils.exceptions import InvalidInputError, MissingDependencyError, MMAnatError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CENTRES = np.array([[0.0, 0.0, 50.0], [15.0, 20.0, 40.0], [-15.0, 5.0, 65.0]])
+
+
+@pytest.fixture(autouse=True, scope='module')
+def one_ants_thread():
+    """ANTs with one ITK thread in this test session (fixed at its first use), so the
+    registrations below are repeatable; without antspyx, nothing."""
+    try:
+        with ants_session(threads=1) as ants:
+            to_ants(MedicalImage(np.zeros((2, 2, 2), np.float32)), ants)
+    except MissingDependencyError:
+        pass
+CENTRES = np.array([[0.0, 0.0, 50.0], [15.0, 20.0, 40.0], [-15.0, 5.0, 65.0],
+                    [12.0, -12.0, 62.0], [-10.0, 22.0, 45.0]])
+AMPLITUDES, SIGMAS = (1000, 600, 800, 500, 700), (9.0, 6.0, 7.0, 5.0, 6.5)
 # a few more points among the blobs, where the intensity constrains the transform
 INNER = np.array([[5.0, 8.0, 47.0], [-8.0, 3.0, 58.0], [8.0, 14.0, 44.0]])
 
 
 def _blobs(linear=np.eye(3), shift=(0.0, 0.0, 0.0), direction=None, shape=(36, 40, 40)):
-    """A 2 mm volume (non-zero origin, optional non-trivial direction) of three Gaussian blobs
+    """A 2 mm volume (non-zero origin, optional non-trivial direction) of five Gaussian blobs
     moved by the known map ``p -> linear @ p + shift`` (world mm): the value at world ``q`` is
     the unmoved pattern at ``linear^-1 (q - shift)``."""
     spacing, origin = np.array([2.0, 2.0, 2.0]), np.array([-40.0, -30.0, 12.0])
@@ -42,7 +56,7 @@ def _blobs(linear=np.eye(3), shift=(0.0, 0.0, 0.0), direction=None, shape=(36, 4
     world = origin + (ijk * spacing) @ d.T
     back = (world - np.asarray(shift)) @ np.linalg.inv(linear).T
     arr = np.zeros(shape, np.float32)
-    for c, amp, sig in zip(CENTRES, (1000, 600, 800), (9.0, 6.0, 7.0)):
+    for c, amp, sig in zip(CENTRES, AMPLITUDES, SIGMAS):
         arr += amp * np.exp(-np.sum((back - c) ** 2, -1) / (2 * sig ** 2))
     return MedicalImage(arr, spacing=spacing, origin=origin, direction=d, modality='MR')
 
@@ -56,7 +70,7 @@ def _rotation(deg, axis):
     return r
 
 
-FAST = dict(spacing=None, aff_iterations=(200, 100, 50), aff_shrink_factors=(4, 2, 1),
+FAST = dict(spacing=None, aff_iterations=(500, 300, 200), aff_shrink_factors=(4, 2, 1),
             aff_smoothing_sigmas=(2, 1, 0), reg_iterations=(20, 10, 0))
 
 
@@ -185,7 +199,7 @@ def test_affine_recovers_known_affine_with_oblique_direction():
     pts = np.concatenate([CENTRES, INNER])
     pred = method(template, pts, target)
     err = np.linalg.norm(pred - (pts @ lin.T + shift), axis=1)
-    assert err.max() < 2.0 and err.mean() < 1.2, err
+    assert err.max() < 2.5 and err.mean() < 1.5, err  # identity: 7.2 mm mean
     first = method.last_result
     files = list(first.fwdtransforms)
     assert all(osp.exists(f) for f in files)
@@ -201,15 +215,25 @@ def test_2d_images_are_refused():
         register_ants(img, img, 'Affine', 'quick')
 
 
-def test_import_ants_threads_after_import_warns():
+def test_thread_count_is_fixed_at_first_use_and_runs_repeat():
     ants = pytest.importorskip('ants')
     assert import_ants() is ants
     import mmanat.registration.ants_registration as ar
-    in_force = ar._IMPORTED_THREADS
-    if in_force == '7':
-        pytest.skip('imported with 7 threads')
-    with pytest.warns(RuntimeWarning, match='first `import ants`'):
-        import_ants(threads=7)
+    in_force = ar._THREADS_IN_FORCE
+    assert in_force is not None
+    env = os.environ.get('ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS')
+    if in_force != '7':
+        with pytest.warns(RuntimeWarning, match='first ANTs use'):
+            with ants_session(threads=7):
+                pass
+    assert os.environ.get('ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS') == env  # not touched
+    if in_force == '1':  # fixed seed + one thread: bit-for-bit repeatable
+        template, target = _blobs(shape=(24, 28, 28)), _blobs(shift=(4.0, 0.0, -3.0),
+                                                               shape=(24, 28, 28))
+        a = register_ants(template, target, 'Affine', **FAST)
+        b = register_ants(template, target, 'Affine', **FAST)
+        np.testing.assert_array_equal(a.map_points(CENTRES), b.map_points(CENTRES))
+        assert a.info['threads_in_force'] == '1'
 
 
 @pytest.mark.slow

@@ -84,6 +84,16 @@ def test_mrk_json_ras_and_several_targets(setup, match_tool, tmp_path):
     assert np.linalg.norm(b.xyz - (setup['q'] - SHIFT), axis=1).max() < 1.0
 
 
+def test_consensus_method_writes_num_local(setup, match_tool, tmp_path, capsys):
+    out = str(tmp_path / 'found.csv')
+    assert match_tool.main(_args(setup, out, '--points', setup['csv'], '--method',
+                                 'consensus')) == 0
+    res = read_points(out)
+    assert np.linalg.norm(res.xyz - (setup['q'] + SHIFT), axis=1).max() < 1.0
+    assert 'num_local' in res.extra and min(res.extra['num_local']) > 0
+    assert '(consensus' in capsys.readouterr().out
+
+
 def test_points_outside_template_write_nothing(setup, match_tool, tmp_path, capsys):
     bad = write_points(PointSet([[0.0, 0.0, 0.0], [500.0, 0.0, 0.0]], names=['ok', 'far']),
                        str(tmp_path / 'bad.csv'))
