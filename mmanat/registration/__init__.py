@@ -11,6 +11,7 @@ from .ants_registration import (ANTS_INSTALL, ANTS_PRESETS, AntsRegistrationResu
                                 ants_config, ants_unavailable_reason, import_ants, register_ants)
 from .point_fits import (apply_affine, fit_affine_robust, fit_landmark_transform,
                          fit_rigid_ransac, fit_rigid_robust, kabsch, thinnest_extent)
+from .preprocessing import prepare_for_registration
 from .sitk_registration import (PRESETS, RegistrationResult, affine_to_sitk, refine_bspline,
                                 register_affine, register_bspline, registration_config,
                                 transform_points)
@@ -19,6 +20,8 @@ __all__ = [
     # point fits
     'apply_affine', 'kabsch', 'fit_rigid_robust', 'fit_rigid_ransac', 'fit_affine_robust',
     'fit_landmark_transform', 'thinnest_extent',
+    # input preparation shared by the SimpleITK and ANTs baselines
+    'prepare_for_registration',
     # SimpleITK registration
     'PRESETS', 'RegistrationResult', 'transform_points', 'registration_config',
     'register_affine', 'register_bspline', 'refine_bspline', 'affine_to_sitk',

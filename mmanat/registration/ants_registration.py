@@ -42,6 +42,7 @@ import numpy as np
 
 from ..structures.image import MedicalImage
 from ..utils.exceptions import InvalidInputError, MissingDependencyError
+from .preprocessing import prepare_for_registration
 
 __all__ = ['ANTS_INSTALL', 'ANTS_PRESETS', 'ANTS_TRANSFORMS', 'AntsRegistrationResult',
            'ants_unavailable_reason', 'import_ants', 'ants_session', 'ants_config', 'to_ants',
@@ -184,23 +185,6 @@ def to_ants(image: MedicalImage, ants=None):
                            direction=np.asarray(image.direction, dtype=np.float64))
 
 
-def _prepare(image: MedicalImage, spacing: Optional[float]) -> MedicalImage:
-    """``image`` at ``spacing`` mm (float32), intensities clipped to the 0.5-99.5 percentiles
-    (as the SimpleITK baselines do, so both see the same input)."""
-    from ..structures.resample import resample_to_spacing
-    if image.ndim != 3:
-        raise InvalidInputError(
-            f'{image.path or "<in-memory image>"}: ANTs registration needs 3D volumes.')
-    img = image
-    if spacing is not None and not np.allclose(image.spacing, spacing, rtol=0.05):
-        img = resample_to_spacing(image.with_array(image.array.astype(np.float32)), spacing)
-    arr = img.array.astype(np.float32)
-    lo, hi = np.percentile(arr, [0.5, 99.5])
-    if hi <= lo:
-        hi = lo + 1.0
-    return img.with_array(np.clip(arr, lo, hi))
-
-
 @dataclass
 class AntsRegistrationResult:
     """An ANTs registration of ``template`` (fixed) to ``target`` (moving).
@@ -295,8 +279,8 @@ def register_ants(template: MedicalImage, target: MedicalImage, transform: str =
             'aff_random_sampling_rate', 'grad_step', 'flow_sigma', 'total_sigma')
     with ants_session(cfg['threads']) as ants:
         t0 = time.perf_counter()
-        fixed = to_ants(_prepare(template, cfg['spacing']), ants)
-        moving = to_ants(_prepare(target, cfg['spacing']), ants)
+        fixed = to_ants(prepare_for_registration(template, cfg['spacing'], 'ANTs'), ants)
+        moving = to_ants(prepare_for_registration(target, cfg['spacing'], 'ANTs'), ants)
         workdir = tempfile.TemporaryDirectory(prefix='mmanat_ants_')
         try:
             reg = ants.registration(

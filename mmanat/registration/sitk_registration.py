@@ -23,6 +23,7 @@ import numpy as np
 
 from ..structures.image import MedicalImage
 from ..utils.exceptions import InvalidInputError
+from .preprocessing import prepare_for_registration
 
 __all__ = ['PRESETS', 'RegistrationResult', 'transform_points', 'registration_config',
            'register_affine', 'register_bspline', 'refine_bspline', 'affine_to_sitk']
@@ -97,20 +98,8 @@ def transform_points(transform, points_mm) -> np.ndarray:
 
 
 def _prepare(image: MedicalImage, spacing: Optional[float]):
-    """Float32 SimpleITK image at ``spacing`` mm with intensities clipped to the 0.5-99.5
-    percentiles (keeps the MI histogram from being squeezed by outliers)."""
-    from ..structures.resample import resample_to_spacing
-    if image.ndim != 3:
-        raise InvalidInputError(
-            f'{image.path or "<in-memory image>"}: SimpleITK registration needs 3D volumes.')
-    img = image
-    if spacing is not None and not np.allclose(image.spacing, spacing, rtol=0.05):
-        img = resample_to_spacing(image.with_array(image.array.astype(np.float32)), spacing)
-    arr = img.array.astype(np.float32)
-    lo, hi = np.percentile(arr, [0.5, 99.5])
-    if hi <= lo:
-        hi = lo + 1.0
-    return img.with_array(np.clip(arr, lo, hi)).to_sitk()
+    """:func:`prepare_for_registration`, as a SimpleITK image."""
+    return prepare_for_registration(image, spacing, engine='SimpleITK').to_sitk()
 
 
 def _method(cfg, sampling_percentage):
