@@ -1,6 +1,7 @@
 """Two gloo processes train Adam for a few iterations through the mmengine Runner (the
 CPU distributed path of tools/train.py); the queue must be identical on both ranks and hold
 the keys of both (the pointer advances by world_size x batch per iteration)."""
+import pytest
 import os
 import os.path as osp
 import socket
@@ -40,6 +41,7 @@ def _worker(rank, world, port, img_dir, work_dir, out_dir):
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_process_queue_consistent(tmp_path):
     img_dir = write_pngs(tmp_path / 'imgs', n=12)
     out = tmp_path / 'out'

@@ -1,5 +1,6 @@
 """The demos (mmanat-demo*, tools/demo*.py; all in mmanat.cli.demo): output, timings, PNG,
 bad input."""
+import pytest
 import os.path as osp
 
 import numpy as np
@@ -73,6 +74,7 @@ def test_demo_ct_mr_default_is_mr_to_ct_of_one_synthetic_subject(tmp_path, capsy
     assert 'truth' in text and 'error' in text
 
 
+@pytest.mark.slow
 def test_demo_ct_mr_via_registration_with_the_shipped_model(tmp_path, capsys):
     """--via-registration maps the query through the embedding-driven registration: with the
     shipped UAE-M it lands within 10 mm of the known T12 position (measured 2.0 mm), where the

@@ -1,4 +1,5 @@
 """A short CPU training run of SAM on synthetic subjects through the real two-view pipeline."""
+import pytest
 import os.path as osp
 
 import numpy as np
@@ -13,6 +14,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CFG = osp.join(ROOT, 'tests', 'data', 'configs', 'sam_micro_cpu.py')
 
 
+@pytest.mark.slow
 def test_loss_falls_on_synthetic_subjects():
     torch.manual_seed(0)
     np.random.seed(0)  # the two-view crop draws from numpy's global generator
