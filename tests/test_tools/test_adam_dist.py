@@ -1,11 +1,11 @@
 """Two gloo processes train Adam for a few iterations through the mmengine Runner (the
 CPU distributed path of tools/train.py); the queue must be identical on both ranks and hold
 the keys of both (the pointer advances by world_size x batch per iteration)."""
-import pytest
 import os
 import os.path as osp
 import socket
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 

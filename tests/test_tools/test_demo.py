@@ -1,9 +1,9 @@
 """The demos (mmanat-demo*, tools/demo*.py; all in mmanat.cli.demo): output, timings, PNG,
 bad input."""
-import pytest
 import os.path as osp
 
 import numpy as np
+import pytest
 
 from mmanat.cli.demo import main, main_ct_mr, main_semantic_stable_points
 from mmanat.fileio import write_image

@@ -1,8 +1,8 @@
 """A short CPU training run of SAM on synthetic subjects through the real two-view pipeline."""
-import pytest
 import os.path as osp
 
 import numpy as np
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
