@@ -9,6 +9,13 @@
 #   python tools/preprocess.py /path/to/my_cts --out data/ct_cache --workers 8
 #   python tools/train.py configs/sam/sam_r18-fpn3d_8xb6-20k_ct-2mm.py \
 #       --cfg-options train_dataloader.dataset.data_root=data/ct_cache
+#
+# Intensities: the released augmentation (_base_.two_view_pipeline_released, see
+# sam_two_view.py): noise with std ~ U(0, 0.001) after the [-1024, 3071] HU -> [0, 255] - 50
+# rescale, no blur, as the view pipelines of configs/sam/sam_NIHLN.py in
+# alibaba-damo-academy/self-supervised-anatomical-embedding-v2. For mmanat's stronger blur +
+# noise use _base_.two_view_pipeline; for the blur of that repository's
+# configs/sam/sam_deeplesion.py replace the augment step by _base_.view_augment_released_blur.
 _base_ = ['./sam_two_view.py']
 
 data_root = 'data/ct_cache'
@@ -23,4 +30,4 @@ train_dataloader = dict(
         data_root=data_root,
         ann_file=ann_file,
         modality=None,  # per row / from the file; set 'CT' if the reader cannot tell
-        pipeline=[dict(type='LoadVolume')] + _base_.two_view_pipeline))
+        pipeline=[dict(type='LoadVolume')] + _base_.two_view_pipeline_released))
