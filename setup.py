@@ -52,6 +52,7 @@ setup(
             'mmanat-eval-lesion-tracking = mmanat.cli.eval_lesion_tracking:main',
             'mmanat-publish-checkpoint = mmanat.cli.publish_checkpoint:main',
             'mmanat-uae-m-recipe = mmanat.cli.uae_m_recipe:main',
+            'mmanat-convert-sam = mmanat.cli.sam_to_mmanat:main',
         ],
     },
     zip_safe=False,

@@ -7,8 +7,10 @@
 # The fine hard negatives are SAM's (top 2000 -> 500). If the fine loss settles at
 # log(num_negatives + 1) (one constant embedding, as with the small CPU models), use random
 # negatives: --cfg-options model.fine_sampler.num_hard_candidates=None
+# The network is the released UAE-M's (configs/_base_/models/uae_m_r18_fpn.py: the SAM network
+# plus an untrained semantic head, matching with fine + coarse).
 _base_ = [
-    '../_base_/models/sam_r18_fpn.py',
+    '../_base_/models/uae_m_r18_fpn.py',
     '../_base_/datasets/uae_m_synthetic.py',
     '../_base_/datasets/synthetic_landmark_pairs.py',
     '../_base_/schedules/sam_sgd_20k.py',

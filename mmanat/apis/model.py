@@ -18,6 +18,22 @@ from ..utils.checkpoint import fit_state_dict, load_checkpoint_file, state_dict_
 from ..utils.device import default_device
 from ..utils.exceptions import InvalidInputError
 from ..utils.model_zoo import load_zoo, sha256_file
+from .published import (PUBLISHED_MODELS, infer_published_kind, is_published_state_dict,
+                        published_config, published_model_and_state)
+
+_CONVERTED: set = set()
+
+
+def _say_converted_once(path: str, kind: str) -> None:
+    """Tell once per file and process that a released checkpoint was converted in memory."""
+    key = osp.abspath(path)
+    if key in _CONVERTED:
+        return
+    _CONVERTED.add(key)
+    info = PUBLISHED_MODELS[kind]
+    print(f'[mmanat] {osp.basename(path)}: the released {info.title} checkpoint, converted in '
+          f'memory to {info.config}; convert it once to skip this step: python '
+          f'tools/model_converters/sam_to_mmanat.py {path} {kind}_published.pth', flush=True)
 
 
 def _config_and_name(config, checkpoint_meta: Optional[dict], checkpoint: Optional[str]):
@@ -31,6 +47,8 @@ def _config_and_name(config, checkpoint_meta: Optional[dict], checkpoint: Option
                 'pass the config the checkpoint was trained with, e.g. '
                 'configs/sam/sam_r18-fpn3d_8xb6-20k_ct-2mm.py.')
         cfg = Config.fromstring(text, '.py') if isinstance(text, str) else Config(text)
+        if checkpoint_meta.get('config_name'):  # written by the published-model converter
+            return cfg, str(checkpoint_meta['config_name'])
         # a shipped checkpoint: the config named in its model zoo entry; otherwise
         # tools/train.py's layout, work_dirs/<config name>/iter_*.pth
         entry = load_zoo(osp.dirname(os.fspath(checkpoint)) or '.').get(
@@ -105,7 +123,10 @@ def init_model(config=None, checkpoint: Optional[str] = None,
             uses the config stored in the checkpoint (``meta['cfg']``, written by
             tools/train.py).
         checkpoint: ``.pth`` file (an mmengine checkpoint or a plain state dict). ``None``
-            keeps the random initialisation (for tests and speed measurements).
+            keeps the random initialisation (for tests and speed measurements). A released
+            SAM / UAE-S / UAE-M file (``SAM.pth``, ...) is converted in memory
+            (:mod:`mmanat.apis.published`), with the mmanat config of the same network unless
+            ``config`` is given.
         device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``...; ``None``: GPU when present, else CPU.
         cfg_options: entries merged into the config (``Config.merge_from_dict``).
 
@@ -128,17 +149,32 @@ def init_model(config=None, checkpoint: Optional[str] = None,
     ckpt = load_checkpoint_file(checkpoint) if checkpoint is not None else None
     meta = ckpt.get('meta') if isinstance(ckpt, dict) and isinstance(ckpt.get('meta'),
                                                                        dict) else {}
-    cfg, config_name = _config_and_name(config, meta, checkpoint)
+    path = None if checkpoint is None else os.fspath(checkpoint)
+    state = None if ckpt is None else state_dict_of(ckpt, path)
+    kind = None
+    if state is not None and not meta.get('cfg') and is_published_state_dict(state):
+        # a released SAM / UAE file: its network is ours under other key names
+        kind = infer_published_kind(ckpt, state, path)
+        if config is None:
+            cfg = published_config(kind)
+            config_name = osp.splitext(osp.basename(PUBLISHED_MODELS[kind].config))[0]
+    if kind is None or config is not None:
+        cfg, config_name = _config_and_name(config, meta, checkpoint)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if 'model' not in cfg:
         raise InvalidInputError(f'config {config_name!r} has no "model" entry.')
     init_default_scope(cfg.get('default_scope', 'mmanat'))
-    model_cfg = cfg.model.copy() if hasattr(cfg.model, 'copy') else dict(cfg.model)
-    model = MODELS.build(model_cfg)
-    if ckpt is not None:
-        path = os.fspath(checkpoint)
-        fit_state_dict(model, state_dict_of(ckpt, path), path, config_name)
+    if kind is not None:
+        model, state, cfg, kind = published_model_and_state(ckpt, path, kind, cfg)
+        model.load_state_dict(state, strict=True)
+        _say_converted_once(path, kind)
+    else:
+        model_cfg = cfg.model.copy() if hasattr(cfg.model, 'copy') else dict(cfg.model)
+        model = MODELS.build(model_cfg)
+        if state is not None:
+            fit_state_dict(model, state, path, config_name)
+    if state is not None:
         identity = dict(config=config_name, checkpoint=osp.basename(path),
                         sha256=sha256_file(path), source='checkpoint')
     else:

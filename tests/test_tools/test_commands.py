@@ -45,6 +45,7 @@ COMMANDS = {
                                                                 '--image-dir']),
     'mmanat-publish-checkpoint': ('publish_checkpoint.py', ['--fp16', '--zoo', '--task']),
     'mmanat-uae-m-recipe': ('uae_m_recipe.py', ['--stage1', '--rounds', '--test-cases']),
+    'mmanat-convert-sam': ('model_converters/sam_to_mmanat.py', ['--model', 'uae_m']),
 }
 OWNED_ELSEWHERE = {'mmanat-test'}  # tests/test_tools/test_test.py
 

@@ -54,6 +54,10 @@ class UAES(SAM):
         semantic_stride: (z, y, x) stride of the semantic map (default ``fine_stride``).
         semantic_prob: probability of the semantic branch per iteration (UAE-S: 0.4).
         branch_seed: seed of the branch draws (``None``: from the runner's RNG, see above).
+        test_heads: the maps :meth:`extract_feat` returns when no ``heads`` are asked for
+            (inference). UAE-S: all three. UAE-M (``uae_m_r18_fpn.py``) carries a semantic
+            head but matches with ``('fine', 'coarse')``, like the released UAE-M demo
+            (reference ``tools/demo_ct_mr.py``).
         data_preprocessor: default :class:`UAESDataPreprocessor` padding to ``coarse_stride``.
         **kwargs: the arguments of :class:`SAM` (backbone, neck, coarse_head, samplers,
             losses, strides, ...).
@@ -67,6 +71,7 @@ class UAES(SAM):
                  semantic_stride: Optional[Sequence[int]] = None,
                  semantic_prob: float = 0.4,
                  branch_seed: Optional[int] = None,
+                 test_heads: Sequence[str] = ALL_HEADS,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  **kwargs):
         if data_preprocessor is None:
@@ -87,6 +92,10 @@ class UAES(SAM):
                 f'UAES: semantic_prob={semantic_prob} must lie in [0, 1]')
         self.semantic_prob = float(semantic_prob)
         self.branch_seed = None if branch_seed is None else int(branch_seed)
+        self.test_heads = tuple(test_heads)
+        if not self.test_heads or set(self.test_heads) - set(ALL_HEADS):
+            raise InvalidInputError(
+                f'UAES: test_heads={self.test_heads} must be a non-empty subset of {ALL_HEADS}')
         self._heads: Optional[Tuple[str, ...]] = None
         self._calls = 0
         self._branch_counts = [0, 0]  # [intra, semantic] iterations of this process
@@ -113,7 +122,7 @@ class UAES(SAM):
         if inputs.dim() != 5:
             raise InvalidInputError(
                 f'UAES.extract_feat expects (N, 1, D, H, W) volumes, got {tuple(inputs.shape)}')
-        heads = tuple(heads) if heads is not None else (self._heads or ALL_HEADS)
+        heads = tuple(heads) if heads is not None else (self._heads or self.test_heads)
         unknown = set(heads) - set(ALL_HEADS)
         if unknown:
             raise InvalidInputError(f'UAES.extract_feat: unknown heads {sorted(unknown)}; '

@@ -1,22 +1,28 @@
-"""3D ResNet backbone of SAM (Yan et al., TMI 2022), built from mmcv cnn bricks.
+"""3D ResNet backbone of SAM (Yan et al., TMI 2022, Sec. III-A), built from mmcv cnn bricks.
 
-Strides (z, y, x) of the reference layout (``depth=18``, defaults):
+Two layouts share this class; both give the cumulative stage strides (2,2,2), (2,4,4),
+(2,8,8), (4,16,16) (z, y, x) that SAM's fine and coarse heads expect.
 
-===========  ===============  ======================  ==================
-module       stride           kernel (z, y, x)        cumulative stride
-===========  ===============  ======================  ==================
-stem         (1, 2, 2)        (3, 7, 7)               (1, 2, 2)
-stage 1      (1, 1, 1)        (1, 3, 3)
-z max-pool   (2, 1, 1)        (2, 1, 1)               (2, 2, 2)  -> out 0
-stage 2      (1, 2, 2)        (1, 3, 3)               (2, 4, 4)  -> out 1
-stage 3      (1, 2, 2)        (3, 3, 3)               (2, 8, 8)  -> out 2
-stage 4      (2, 2, 2)        (3, 3, 3)               (4, 16, 16) -> out 3
-===========  ===============  ======================  ==================
+**Published layout** (``configs/_base_/models/sam_r18_fpn.py``; the network of the released
+SAM / UAE-S / UAE-M checkpoints, reference ``sam/models/backbones/resnet3d.py``)::
 
-Output sizes: every strided layer maps a length ``n`` to ``ceil(n / stride)`` (convolutions
-with kernel ``k``, padding ``k // 2``; the z max-pool uses ``ceil_mode=True``), so the output
-of a stage with cumulative stride ``S`` has size ``ceil(n / S)`` along each axis, for any
-input size, odd ones included (e.g. (33, 97, 95) -> stage 4: (9, 7, 6)).
+    module       stride      kernel (z, y, x)   cumulative stride
+    stem         (1, 1, 1)   (3, 7, 7)          (1, 1, 1)
+    stage 1      (1, 2, 2)   (1, 3, 3)          (1, 2, 2)   1x1x1 projection shortcut
+    z max-pool   (2, 1, 1)   (2, 1, 1)          (2, 2, 2)   -> out 0 (floor mode)
+    stage 2      (1, 2, 2)   (1, 3, 3)          (2, 4, 4)   -> out 1
+    stage 3      (1, 2, 2)   (3, 3, 3)          (2, 8, 8)   -> out 2
+    stage 4      (2, 2, 2)   (3, 3, 3)          (4, 16, 16) -> out 3
+
+``ResNet3D(stem_stride=(1, 1, 1), strides=((1, 2, 2), (1, 2, 2), (1, 2, 2), (2, 2, 2)),
+z_pool_ceil_mode=False)``. Output sizes: ``floor(D / 2)`` slices after the z-pool (an odd
+last slice is dropped), ``ceil(n / 2)`` for every strided convolution.
+
+**Compact layout** (the class defaults; the small CPU models ``sam_tiny.py`` and every
+shipped ``checkpoints/*_default.pth``): the in-plane stride moves from stage 1 into the stem
+(stem stride (1, 2, 2), stage 1 stride 1 without a projection), so the stem's output and
+activation memory are 4x smaller, and the z max-pool rounds up (``ceil_mode``), so a stage with cumulative stride ``S``
+has size ``ceil(n / S)`` for any input size.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -77,9 +83,10 @@ class BasicBlock3D(nn.Module):
 
 @MODELS.register_module()
 class ResNet3D(BaseModule):
-    """3D ResNet of SAM: one input channel, (3,7,7) stem with in-plane stride 2,
-    no stem max-pool, a (2,1,1) z max-pool after stage 1, (1,3,3) kernels in stages 1-2 and
-    (3,3,3) in stages 3-4. Cumulative stage strides (2,2,2), (2,4,4), (2,8,8), (4,16,16).
+    """3D ResNet of SAM: one input channel, (3,7,7) stem, no stem max-pool, a (2,1,1) z
+    max-pool after stage 1, (1,3,3) kernels in stages 1-2 and (3,3,3) in stages 3-4.
+    Cumulative stage strides (2,2,2), (2,4,4), (2,8,8), (4,16,16). The defaults build the
+    compact layout; the published one is in the module docstring.
 
     Args:
         depth: 10, 18 (reference: BasicBlock 2-2-2-2) or 34 (3-4-6-3).
@@ -91,6 +98,8 @@ class ResNet3D(BaseModule):
         stem_stride: stem conv stride (z, y, x).
         strides: per-stage (z, y, x) strides of the first block of each stage.
         z_pool_after_stage1: apply the (2,1,1) z max-pool after stage 1.
+        z_pool_ceil_mode: round the z max-pool up (keeps an odd last slice; compact layout)
+            or down (drops it; the published layout).
         inflate: per stage, True -> (3,3,3) kernels, False -> (1,3,3).
         out_indices: stages whose outputs are returned (0-based).
         frozen_stages: -1 freezes nothing, 0 the stem, i the stem and stages 1..i.
@@ -111,6 +120,7 @@ class ResNet3D(BaseModule):
                  stem_stride=(1, 2, 2),
                  strides: Sequence = ((1, 1, 1), (1, 2, 2), (1, 2, 2), (2, 2, 2)),
                  z_pool_after_stage1: bool = True,
+                 z_pool_ceil_mode: bool = True,
                  inflate: Sequence[bool] = (False, False, True, True),
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  frozen_stages: int = -1,
@@ -149,7 +159,8 @@ class ResNet3D(BaseModule):
                                padding=tuple(k // 2 for k in stem_kernel),
                                conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
         # ceil_mode: an odd z length n gives ceil(n / 2) rather than dropping the last slice
-        self.z_pool = (nn.MaxPool3d(kernel_size=(2, 1, 1), stride=(2, 1, 1), ceil_mode=True)
+        self.z_pool = (nn.MaxPool3d(kernel_size=(2, 1, 1), stride=(2, 1, 1),
+                                    ceil_mode=bool(z_pool_ceil_mode))
                        if z_pool_after_stage1 else None)
 
         self.stage_names = []

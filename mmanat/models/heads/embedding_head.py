@@ -11,8 +11,11 @@ from mmanat.registry import MODELS
 from mmanat.utils.exceptions import InvalidInputError
 
 
-def l2_normalize(x: torch.Tensor, dim: int = 1, eps: float = 1e-6) -> torch.Tensor:
-    """L2-normalise ``x`` along ``dim`` in float32 (safe under fp16 autocast)."""
+def l2_normalize(x: torch.Tensor, dim: int = 1, eps: float = 1e-12) -> torch.Tensor:
+    """L2-normalise ``x`` along ``dim`` in float32 (safe under fp16 autocast).
+
+    ``eps`` (the smallest norm divided by) is ``F.normalize``'s default, as in the published
+    SAM / UAE networks."""
     return F.normalize(x.float(), p=2.0, dim=dim, eps=eps)
 
 
