@@ -31,6 +31,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='config file the checkpoint was trained with (with --zoo; default: '
                         'the file name recorded in the checkpoint)')
     parser.add_argument('--description', default='', help='one line for the zoo entry')
+    parser.add_argument('--repair-bn', choices=['preserve', 'reset'], default=None,
+                        help='repair non-finite BatchNorm running statistics (otherwise they '
+                        'are refused): preserve keeps the eval-mode output exactly (a channel '
+                        'with an inf variance outputs its bias: weight 0, mean 0, variance 1); '
+                        'reset sets mean 0, variance 1 for further training')
     return parser.parse_args(argv)
 
 
@@ -39,13 +44,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry of ``mmanat-publish-checkpoint``: parse, then :func:`publish_checkpoint`."""
     args = parse_args(argv)
     publish_checkpoint(args.src, args.dst, fp16=args.fp16, zoo=args.zoo, task=args.task,
-                       config=args.config, description=args.description)
+                       config=args.config, description=args.description,
+                       repair_bn=args.repair_bn)
     return 0
 
 
 def publish_checkpoint(src: str, dst: str, *, fp16: bool = False, zoo: bool = False,
                        task: str = 'sam', config: Optional[str] = None,
-                       description: str = '') -> str:
+                       description: str = '', repair_bn: Optional[str] = None) -> str:
     """Write the release checkpoint ``dst`` (weights and ``meta['cfg']``) from ``src``.
 
     Args:
@@ -57,12 +63,16 @@ def publish_checkpoint(src: str, dst: str, *, fp16: bool = False, zoo: bool = Fa
         config (str, optional): config file of the checkpoint (with ``zoo``; default: the
             file name recorded in the checkpoint).
         description (str): one line for the zoo entry.
+        repair_bn (str, optional): ``'preserve'`` or ``'reset'``: repair non-finite BatchNorm
+            running statistics (:func:`mmanat.models.utils.repair_bn_state_dict`) before
+            writing. Without it a checkpoint holding any non-finite tensor is refused.
 
     Returns:
         str: the SHA-256 of ``dst``.
 
     Raises:
-        InvalidInputError: ``src`` does not exist.
+        InvalidInputError: ``src`` does not exist, or holds a non-finite tensor (after the
+            optional BatchNorm repair): nothing is written then.
     """
     import torch
 
@@ -73,7 +83,13 @@ def publish_checkpoint(src: str, dst: str, *, fp16: bool = False, zoo: bool = Fa
     if not osp.isfile(src):
         raise InvalidInputError(f'checkpoint not found: {src}')
     ckpt = torch.load(src, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt)
+    state = dict(ckpt.get('state_dict', ckpt))
+    repaired = {}
+    if repair_bn:
+        from mmanat.models.utils import repair_bn_state_dict
+        repaired = repair_bn_state_dict(state, mode=repair_bn)
+        if repaired:
+            print(f'repaired non-finite BatchNorm statistics ({repair_bn}): {repaired}')
     if fp16:
         from mmanat.utils.checkpoint import state_dict_to_fp16
         state, kept = state_dict_to_fp16(state)
@@ -82,11 +98,17 @@ def publish_checkpoint(src: str, dst: str, *, fp16: bool = False, zoo: bool = Fa
     bad = [k for k, v in state.items()
            if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
-        print(f'warning: {src} holds non-finite values in {", ".join(bad)} (copied as '
-              'they are; in a BatchNorm running_var an inf switches that channel off)')
-    meta = {k: v for k, v in ckpt.get('meta', {}).items()
-            if k in ('cfg', 'iter', 'epoch', 'mmengine_version', 'time', 'seed')}
-    meta['source'] = osp.basename(src)
+        raise InvalidInputError(
+            f'{src}: non-finite values in {", ".join(bad)}; nothing written. A BatchNorm '
+            'running_var of inf (a channel switched off) is repaired with --repair-bn '
+            'preserve (same outputs) or --repair-bn reset (to train on).')
+    old_meta = ckpt.get('meta', {}) or {}
+    meta = {k: v for k, v in old_meta.items()
+            if k in ('cfg', 'iter', 'epoch', 'mmengine_version', 'time', 'seed', 'chain')}
+    # republishing a release file keeps the name of the training checkpoint it came from
+    meta['source'] = old_meta.get('source') or osp.basename(src)
+    if repaired:
+        meta['repaired_bn'] = dict(mode=repair_bn, channels=repaired)
     with atomic_path(dst) as tmp:
         torch.save({'state_dict': state, 'meta': meta}, tmp)
     h = hashlib.sha256(open(dst, 'rb').read()).hexdigest()

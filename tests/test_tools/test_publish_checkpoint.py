@@ -32,3 +32,29 @@ def test_missing_source_is_one_error_line(tmp_path, capsys):
     assert err == f'error: checkpoint not found: {tmp_path / "nope.pth"}\n'
     with pytest.raises(FileNotFoundError):
         open(tmp_path / 'o.pth')
+
+
+def _bn_checkpoint(path):
+    bn = torch.nn.BatchNorm1d(3)
+    sd = bn.state_dict()
+    sd['running_var'] = torch.tensor([1.0, float('inf'), 2.0])
+    torch.save({'state_dict': {'bn.' + k: v for k, v in sd.items()},
+                'meta': {'iter': 7, 'source': 'iter_7.pth'}}, str(path))
+
+
+def test_non_finite_tensors_are_refused_unless_repaired(tmp_path, capsys):
+    src, dst = tmp_path / 'model.pth', tmp_path / 'out' / 'model.pth'
+    _bn_checkpoint(src)
+    assert publish_checkpoint.main([str(src), str(dst), '--fp16']) == 2
+    err = capsys.readouterr().err
+    assert 'bn.running_var' in err and '--repair-bn' in err and 'nothing written' in err
+    assert not dst.exists()
+    assert publish_checkpoint.main([str(src), str(dst), '--fp16', '--repair-bn',
+                                    'preserve']) == 0
+    ckpt = torch.load(str(dst), map_location='cpu')
+    sd = ckpt['state_dict']
+    assert all(torch.isfinite(v.float()).all() for v in sd.values())
+    assert sd['bn.weight'].tolist() == [1.0, 0.0, 1.0] and sd['bn.running_var'][1] == 1.0
+    # a republished release keeps the name of the training checkpoint it came from
+    assert ckpt['meta']['source'] == 'iter_7.pth'
+    assert ckpt['meta']['repaired_bn'] == {'mode': 'preserve', 'channels': {'bn': [1]}}

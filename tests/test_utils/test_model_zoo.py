@@ -89,3 +89,19 @@ def test_shipped_checkpoint_is_named_by_its_zoo_config():
     assert model.mmanat_identity['config'] == want
     assert want == 'sam_tiny-fpn3d_1xb2-cpu-1000it_synthetic-ct-samples'
     assert model.mmanat_identity['sha256'] == zoo['sam_default.pth']['sha256']
+
+
+def test_no_committed_checkpoint_holds_a_non_finite_tensor():
+    """Every .pth under checkpoints/ (shipped models and training states in progress) holds
+    finite tensors only: an inf BatchNorm variance switches a channel off silently."""
+    import glob
+
+    import torch
+    files = sorted(glob.glob(osp.join(CKPT_DIR, '**', '*.pth'), recursive=True))
+    assert len(files) >= 4
+    for path in files:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+        state = ckpt.get('state_dict', ckpt)
+        bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point()
+               and not bool(torch.isfinite(v).all())]
+        assert not bad, f'{osp.relpath(path, ROOT)}: non-finite {bad}'

@@ -3,10 +3,14 @@
 Storing a checkpoint in fp16 turns every BatchNorm running variance above 65504 into
 ``inf``; in eval mode such a channel then outputs a constant (its normalised value is 0), and
 ``inf`` survives any further training (the running average of ``inf`` stays ``inf``). The
-shipped SAM-tiny, UAE-S and UAE-M checkpoints hold one (stem channel 13). Resetting the
-statistics of the affected channels to mean 0, variance 1 lets training re-estimate them
-(with momentum 0.1 they are re-learnt within a few dozen iterations); the learnt affine
-weight and bias are kept.
+shipped SAM-tiny, UAE-S and UAE-M checkpoints held one (stem channel 13). Two repairs:
+
+* ``'reset'`` (for further training): the statistics of the affected channels become mean 0,
+  variance 1, so training re-estimates them (with momentum 0.1 within a few dozen
+  iterations); the learnt affine weight and bias are kept.
+* ``'preserve'`` (for publishing a model as it is): mean 0, variance 1 *and* affine weight 0.
+  A channel whose variance was ``+inf`` (mean finite) output exactly its bias in eval mode;
+  it still does, so the network computes the same function with finite tensors only.
 """
 from typing import Dict, List, Mapping
 
@@ -40,24 +44,35 @@ def find_nonfinite_bn_stats(state_dict: Mapping[str, torch.Tensor]) -> Dict[str,
     return bad
 
 
-def repair_bn_state_dict(state_dict: Dict[str, torch.Tensor]) -> Dict[str, List[int]]:
+def repair_bn_state_dict(state_dict: Dict[str, torch.Tensor],
+                         mode: str = 'reset') -> Dict[str, List[int]]:
     """In place: set the running mean to 0 and the variance to 1 on every channel whose
     running mean or variance is non-finite; the statistics are cast to float32 (an fp16
-    variance cannot hold values above 65504).
+    variance cannot hold values above 65504). With ``mode='preserve'`` the channel's affine
+    weight is set to 0 as well, which keeps the eval-mode output of a channel whose variance
+    was ``+inf`` exactly (its bias) - see the module docstring.
 
     Args:
         state_dict: a model state dict, modified in place.
+        mode: ``'reset'`` (for training on) or ``'preserve'`` (for publishing).
 
     Returns:
-        The channels that were reset, as :func:`find_nonfinite_bn_stats`.
+        The channels that were repaired, as :func:`find_nonfinite_bn_stats`.
     """
+    if mode not in ('reset', 'preserve'):
+        raise ValueError(f"repair_bn_state_dict: mode must be 'reset' or 'preserve', got "
+                         f'{mode!r}')
     bad = find_nonfinite_bn_stats(state_dict)
+    values = [('running_mean', 0.0), ('running_var', 1.0)]
+    if mode == 'preserve':
+        values.append(('weight', 0.0))
     for prefix, channels in bad.items():
         idx = torch.as_tensor(channels, dtype=torch.long)
-        for name, value in (('running_mean', 0.0), ('running_var', 1.0)):
+        for name, value in values:
             key = f'{prefix}.{name}'
             if key in state_dict:
-                t = state_dict[key].float().clone()
+                t = state_dict[key].clone()
+                t = t.float() if name != 'weight' else t
                 t[idx] = value
                 state_dict[key] = t
     return bad
