@@ -16,7 +16,9 @@ World-mm predictions need the target images' headers: ``--image-dir``.
     python tools/eval_lesion_tracking.py --ann DLT/data/test.json --pred predictions.csv
     python tools/eval_lesion_tracking.py --ann results_in_dlt_layout.json --out metrics.json
 
-Prints CPM@Radius, CPM@10mm, MED (overall and per axis) and writes them as JSON.
+Prints CPM@Radius, CPM@10mm (within min(radius, 10 mm): the CPM@10mm of DLT and UAE),
+hit@10mm (within 10 mm whatever the lesion size), MED (overall and per axis) and writes them
+as JSON.
 """
 import argparse
 import json
@@ -45,8 +47,10 @@ def format_metrics(m) -> str:
     lines = [f'lesion pairs: {m["n"]} (missing predictions: {m.get("n_missing", 0)}, '
              f'failed: {m["n_failed"]})',
              f'CPM@Radius : {m["cpm_radius"]:.4f}',
-             f'CPM@10mm   : {m["cpm_10mm"]:.4f}',
+             f'CPM@10mm   : {m["cpm_10mm"]:.4f}  (within min(radius, 10 mm))',
              f'MED (mm)   : {m["med"]:.2f} +- {m["med_std"]:.2f}']
+    if 'hit_10mm' in m:
+        lines.insert(3, f'hit@10mm   : {m["hit_10mm"]:.4f}  (within 10 mm, any lesion size)')
     for ax in 'xyz':
         lines.append(f'MED {ax} (mm) : {m[f"med_{ax}"]:.2f} +- {m[f"med_{ax}_std"]:.2f}')
     if 'box_acc' in m:
@@ -75,7 +79,7 @@ def evaluate_lesion_tracking(ann: str, pred: Optional[str] = None, *,
         out (str, optional): metrics JSON (default: ``<pred or ann>_metrics.json``).
 
     Returns:
-        dict: CPM@Radius, CPM@10mm, MED (mm; overall and per axis), counts.
+        dict: CPM@Radius, CPM@10mm, hit@10mm, MED (mm; overall and per axis), counts.
 
     Raises:
         InvalidInputError: unreadable files, or no predictions at all.

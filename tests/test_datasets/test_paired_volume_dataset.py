@@ -74,3 +74,48 @@ def test_ct_mr_registration_case_ground_truth():
     # R(gt) = the CT point: the deformation maps the moved MR's points back exactly
     back = case.meta['deformation'].target_to_template(case.target_points)
     assert np.abs(back - case.template_points).max() < 1e-3
+
+
+def test_body_masks_from_columns_or_computed(tmp_path):
+    init_default_scope('mmanat')
+    csv = _pair(str(tmp_path))
+    ct = MedicalImage(np.zeros((40, 48, 48), np.float32), spacing=(4.0, 4.0, 4.0),
+                      origin=(-90.0, -80.0, 10.0))
+    ct_m, mr_m = np.zeros(ct.shape, np.uint8), np.zeros(ct.shape, np.uint8)
+    ct_m[5:35, 4:44, 4:44] = 1
+    mr_m[5:35, 10:30, 10:30] = 2  # any nonzero label is body
+    write_image(ct.with_array(ct_m), osp.join(str(tmp_path), 'a_ct_mask.nii.gz'))
+    write_image(ct.with_array(mr_m), osp.join(str(tmp_path), 'a_mr_mask.nii.gz'))
+    with_masks = tmp_path / 'with_masks.csv'
+    with_masks.write_text('ct,mr,ct_mask,mr_mask\n'
+                          'a_ct.nii.gz,a_mr.nii.gz,a_ct_mask.nii.gz,a_mr_mask.nii.gz\n')
+    ds = DATASETS.build(dict(type='PairedVolumeDataset', ann_file=str(with_masks)))
+    item = ds[0]
+    assert np.array_equal(item['body_mask'].array, ct_m)
+    assert np.array_equal(item['pair_body_mask'].array, (mr_m > 0).astype(np.uint8))
+    # without mask columns: no masks by default (today's items), computed on request
+    assert 'body_mask' not in DATASETS.build(dict(type='PairedVolumeDataset',
+                                                   ann_file=csv))[0]
+    ds = DATASETS.build(dict(type='PairedVolumeDataset', ann_file=csv, body_masks='compute',
+                             mask_min_object_size=10))
+    item = ds[0]
+    from mmanat.structures.body import body_mask
+    assert np.array_equal(item['body_mask'].array > 0,
+                          body_mask(item['image'], min_object_size=10))
+    assert item['pair_body_mask'].array.shape == item['pair_image'].array.shape
+    assert ds[0]['pair_body_mask'] is item['pair_body_mask']  # cached
+    # the released crop runs on the loaded masks
+    ds = DATASETS.build(dict(
+        type='PairedVolumeDataset', ann_file=str(with_masks),
+        pipeline=[dict(type='RandomInterModalityCrop', patch_size=(8, 16, 16), spacing=4.0,
+                       jitter=1, placement='mr_body', with_masks=True)]))
+    res = ds[0]
+    assert res['two_view_meta']['placement'] == 'mr_body'
+    assert res['view_query_mask'][1].mean() > 0.5
+    with pytest.raises(InvalidInputError, match='body_masks'):
+        DATASETS.build(dict(type='PairedVolumeDataset', ann_file=csv, body_masks='file'))
+    bad = tmp_path / 'bad_mask.csv'
+    write_image(MedicalImage(np.zeros((4, 4, 4), np.uint8)), str(tmp_path / 'small.nii.gz'))
+    bad.write_text('ct,mr,mr_mask\na_ct.nii.gz,a_mr.nii.gz,small.nii.gz\n')
+    with pytest.raises(InvalidInputError, match='not on the grid'):
+        DATASETS.build(dict(type='PairedVolumeDataset', ann_file=str(bad)))[0]

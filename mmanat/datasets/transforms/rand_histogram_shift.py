@@ -17,6 +17,17 @@ Per image (or per SAM view), inside the body mask only:
 
 Voxels outside the mask keep their exact values. Step 2 and 3 are drawn independently, so a
 view can be inverted without a curve (then exactly ``lo + hi - x``).
+
+``mode='released'`` draws as the released UAE code does (repository
+``alibaba-damo-academy/self-supervised-anatomical-embedding-v2``,
+``sam/datasets/piplines/process3d.py``, class ``RandHistogramShift``, used with its defaults
+``prob=0.9, num_control_points=(5, 15)`` by ``configs/samv2/samv2_ct_mri_inter.py``): with
+probability ``prob`` one draw does everything, otherwise the image is untouched; inside it
+the inversion (probability ``invert_prob``, 0.3 there) comes *before* the curve
+(``u -> curve(1 - u)``), the control-point range is the image min-max with probability
+``rescale_prob`` (0.3 there), and the curve values are drawn one after the other,
+``yp[i] ~ U(yp[i - 1], xp[i + 1])`` with ``xp = linspace(0, 1, n)`` (so each point stays
+below the next reference point), instead of sorted uniform draws.
 """
 from __future__ import annotations
 
@@ -34,7 +45,8 @@ __all__ = ['RandHistogramShift', 'histogram_shift']
 
 
 def histogram_shift(values: np.ndarray, lo: float, hi: float,
-                    yp: Optional[np.ndarray] = None, invert: bool = False) -> np.ndarray:
+                    yp: Optional[np.ndarray] = None, invert: bool = False,
+                    invert_first: bool = False) -> np.ndarray:
     """Apply a monotone piecewise-linear curve (and/or an inversion) to ``values``.
 
     Args:
@@ -42,7 +54,8 @@ def histogram_shift(values: np.ndarray, lo: float, hi: float,
         lo, hi: the range mapped to [0, 1] (values outside are clipped to it).
         yp: curve values at ``linspace(0, 1, len(yp))`` (non-decreasing, ``yp[0] = 0``,
             ``yp[-1] = 1``); ``None`` = identity.
-        invert: apply ``u -> 1 - u`` after the curve.
+        invert: apply ``u -> 1 - u`` after the curve (before it with ``invert_first``).
+        invert_first: invert before the curve (released UAE order).
 
     Returns:
         float32 array of the same shape, in ``[lo, hi]``.
@@ -51,10 +64,12 @@ def histogram_shift(values: np.ndarray, lo: float, hi: float,
     if not hi > lo:  # flat image: nothing to reshape (an inversion of a constant is itself)
         return v.astype(np.float32)
     u = np.clip((v - lo) / (hi - lo), 0.0, 1.0)
+    if invert and invert_first:
+        u = 1.0 - u
     if yp is not None:
         yp = np.asarray(yp, dtype=np.float64)
         u = np.interp(u, np.linspace(0.0, 1.0, len(yp)), yp)
-    if invert:
+    if invert and not invert_first:
         u = 1.0 - u
     return (lo + u * (hi - lo)).astype(np.float32)
 
@@ -97,6 +112,8 @@ class RandHistogramShift(BaseTransform):
         mask_threshold: threshold for a computed mask (``None``: modality rule / Otsu).
         mask_min_object_size: ``min_object_size`` of a computed mask (pixels per slice).
         mask_radius: morphology radius of a computed mask.
+        mode: ``'independent'`` (curve, inversion after it and range drawn independently) or
+            ``'released'`` (the released UAE draw: module docstring).
     """
 
     def __init__(self, prob: float = 0.9, num_control_points: Sequence[int] = (5, 15),
@@ -104,7 +121,10 @@ class RandHistogramShift(BaseTransform):
                  intensity_range: Optional[Tuple[float, float]] = (-50.0, 205.0),
                  key: str = 'image', mask_key: str = 'body_mask', per_view: bool = True,
                  mask_threshold: Optional[float] = None, mask_min_object_size: int = 200,
-                 mask_radius: int = 2):
+                 mask_radius: int = 2, mode: str = 'independent'):
+        if mode not in ('independent', 'released'):
+            raise InvalidInputError(f"RandHistogramShift: mode={mode!r}; use 'independent' or "
+                                    "'released'.")
         for name, p in (('prob', prob), ('invert_prob', invert_prob),
                         ('rescale_prob', rescale_prob)):
             if not 0.0 <= float(p) <= 1.0:
@@ -132,10 +152,13 @@ class RandHistogramShift(BaseTransform):
         self.mask_threshold = mask_threshold
         self.mask_min_object_size = int(mask_min_object_size)
         self.mask_radius = int(mask_radius)
+        self.mode = mode
 
     # ------------------------------------------------------------------ draws
     def _draw(self) -> dict:
         """One random draw (uses the global numpy RNG, seeded per worker by mmengine)."""
+        if self.mode == 'released':
+            return self._draw_released()
         apply_curve = bool(np.random.random_sample() < self.prob)
         invert = bool(np.random.random_sample() < self.invert_prob)
         rescaled = bool(self.intensity_range is None
@@ -147,6 +170,21 @@ class RandHistogramShift(BaseTransform):
             inner = np.sort(np.random.random_sample(n - 2))
             yp = np.concatenate([[0.0], inner, [1.0]])
         return dict(num_points=n, yp=yp, invert=invert, rescaled=rescaled)
+
+    def _draw_released(self) -> dict:
+        """The released draw: all or nothing with ``prob``; invert before the curve."""
+        if not np.random.random_sample() < self.prob:
+            return dict(num_points=0, yp=None, invert=False, rescaled=False,
+                        invert_first=True)
+        n = int(np.random.randint(self.num_control_points[0], self.num_control_points[1] + 1))
+        xp = np.linspace(0.0, 1.0, n)
+        yp = xp.copy()
+        for i in range(1, n - 1):  # sequential: each draw depends on the previous one
+            yp[i] = np.random.uniform(yp[i - 1], xp[i + 1])
+        invert = bool(np.random.random_sample() < self.invert_prob)
+        rescaled = bool(self.intensity_range is None
+                        or np.random.random_sample() < self.rescale_prob)
+        return dict(num_points=n, yp=yp, invert=invert, rescaled=rescaled, invert_first=True)
 
     def _apply(self, arr: np.ndarray, mask: np.ndarray, draw: dict) -> np.ndarray:
         out = np.array(arr, dtype=np.float32, copy=True)
@@ -161,7 +199,8 @@ class RandHistogramShift(BaseTransform):
         draw['range'] = (lo, hi)
         if draw['yp'] is None and not draw['invert']:
             return out
-        out[mask] = histogram_shift(vals, lo, hi, draw['yp'], draw['invert'])
+        out[mask] = histogram_shift(vals, lo, hi, draw['yp'], draw['invert'],
+                                    draw.get('invert_first', False))
         return out
 
     # ------------------------------------------------------------------ masks
@@ -232,4 +271,5 @@ class RandHistogramShift(BaseTransform):
         return (f'{self.__class__.__name__}(prob={self.prob}, '
                 f'num_control_points={self.num_control_points}, '
                 f'invert_prob={self.invert_prob}, rescale_prob={self.rescale_prob}, '
-                f'intensity_range={self.intensity_range}, per_view={self.per_view})')
+                f'intensity_range={self.intensity_range}, per_view={self.per_view}, '
+                f'mode={self.mode!r})')

@@ -147,3 +147,64 @@ def test_bad_arguments():
         RandHistogramShift(num_control_points=(1, 3))
     with pytest.raises(InvalidInputError, match='neither'):
         RandHistogramShift()(dict(other=1))
+
+
+# --------------------------------------------------------------- mode='released'
+def test_invert_first_is_curve_of_the_inverted_intensity():
+    yp = np.array([0.0, 0.1, 0.2, 0.9, 1.0])
+    x = np.array([-50.0, 13.75, 77.5, 205.0])  # u = 0, 0.25, 0.5, 1
+    # curve then inversion: 1 - yp(u); inversion then curve (released): yp(1 - u)
+    np.testing.assert_allclose(histogram_shift(x, -50, 205, yp, invert=True),
+                               -50 + 255 * np.array([1.0, 0.9, 0.8, 0.0]), atol=1e-3)
+    np.testing.assert_allclose(histogram_shift(x, -50, 205, yp, invert=True, invert_first=True),
+                               -50 + 255 * np.array([1.0, 0.9, 0.2, 0.0]), atol=1e-3)
+
+
+def test_released_draws():
+    t = RandHistogramShift(prob=0.9, invert_prob=0.3, rescale_prob=0.3, mode='released')
+    np.random.seed(0)
+    n = 2000
+    draws = [t._draw() for _ in range(n)]
+    applied = [d for d in draws if d['yp'] is not None]
+    tol = 4 * np.sqrt(0.25 / n)
+    assert abs(len(applied) / n - 0.9) < tol
+    # all or nothing: no inversion and no rescaling without a curve
+    assert not any(d['invert'] or d['rescaled'] for d in draws if d['yp'] is None)
+    assert abs(np.mean([d['invert'] for d in applied]) - 0.3) < 2 * tol
+    assert abs(np.mean([d['rescaled'] for d in applied]) - 0.3) < 2 * tol
+    assert all(d['invert_first'] for d in draws)
+    for d in applied:
+        yp, k = d['yp'], d['num_points']
+        assert 5 <= k <= 15 and len(yp) == k and yp[0] == 0.0 and yp[-1] == 1.0
+        assert np.all(np.diff(yp) >= 0)
+        # sequential draw: each point below the next reference point linspace(0, 1, k)[i + 1]
+        assert np.all(yp[1:-1] <= np.linspace(0, 1, k)[2:] + 1e-12)
+    # the sorted-uniform draw of the default mode does not respect that bound
+    t_ind = RandHistogramShift(prob=1.0)
+    above = 0
+    for _ in range(200):
+        d = t_ind._draw()
+        k = d['num_points']
+        above += bool(np.any(d['yp'][1:-1] > np.linspace(0, 1, k)[2:]))
+    assert above > 0
+    with pytest.raises(InvalidInputError, match='mode'):
+        RandHistogramShift(mode='reference')
+
+
+def test_released_mode_on_views_uses_each_views_body_mask():
+    img, mask = _volume(4)
+    views = np.stack([img.array, img.array[:, ::-1]])
+    masks = np.stack([mask, mask[:, ::-1]])
+    t = RandHistogramShift(prob=1.0, invert_prob=1.0, rescale_prob=0.0, mode='released')
+    np.random.seed(1)
+    res = t(dict(view_imgs=views.copy(), view_body_mask=masks.astype(np.uint8),
+                 view_valid=np.ones_like(masks)))
+    for v in range(2):
+        out = res['view_imgs'][v]
+        np.testing.assert_array_equal(out[~masks[v]], views[v][~masks[v]])
+        assert _monotone_sign(views[v][masks[v]], out[masks[v]]) == -1
+        assert res['histogram_shift'][v]['invert_first']
+    # prob = 0: untouched
+    t0 = RandHistogramShift(prob=0.0, invert_prob=1.0, mode='released')
+    res0 = t0(dict(view_imgs=views.copy(), view_body_mask=masks))
+    np.testing.assert_array_equal(res0['view_imgs'], views)
