@@ -13,7 +13,7 @@
 # The data steps are the released ones (configs/_base_/datasets/uae_m_synthetic.py,
 # uae_m_inter_released_pipeline): per-view spacing scale and rotation, the window inside the MR
 # body, histogram shift inside each view's body mask, blur; the MR-foreground query mask travels
-# in data_samples meta['query_mask'] for the fine pair sampler. The earlier plain crop (box
+# as data_samples['query_mask'] to the fine pair sampler. The earlier plain crop (box
 # anywhere in the volume, no scale, rotation or masks) is _base_.uae_m_inter_dataset as it is
 # (its pipeline: uae_m_inter_pipeline).
 _base_ = ['./uae-m-intra_r18-fpn3d_1xb2-20k_synthetic-ct-mr.py']

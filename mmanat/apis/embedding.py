@@ -24,7 +24,7 @@ from ..utils.exceptions import InvalidInputError
 from .model import model_identity
 from .preprocessing import (DEFAULT_PAD_MULTIPLE, DEFAULT_SPACING, PREPROCESSED_KEY,
                             preprocess_image)
-from .tiling import embed_tiled, forward_features, map_strides
+from .tiling import declared_strides, embed_tiled, forward_features, map_strides
 
 
 def _renormalise(t: torch.Tensor) -> torch.Tensor:
@@ -34,7 +34,7 @@ def _renormalise(t: torch.Tensor) -> torch.Tensor:
 def embed(model: torch.nn.Module, image, tile_size: Optional[Sequence[int]] = None,
           overlap: Optional[Sequence[int]] = None, amp: Optional[bool] = None,
           spacing: float = DEFAULT_SPACING, blend: str = 'cosine',
-          pad_multiple: Sequence[int] = DEFAULT_PAD_MULTIPLE, progress: bool = False
+          pad_multiple: Optional[Sequence[int]] = None, progress: bool = False
           ) -> EmbeddingMaps:
     """Embed one volume: fine, coarse (and semantic, when the model has it) maps with their
     grid geometry.
@@ -53,7 +53,11 @@ def embed(model: torch.nn.Module, image, tile_size: Optional[Sequence[int]] = No
             Ignored on CPU.
         spacing: network-input voxel size (mm) used by :func:`preprocess_image`.
         blend: ``'cosine'`` or ``'linear'`` weight ramps across overlaps.
-        pad_multiple: the network's total stride (z, y, x).
+        pad_multiple: (z, y, x) multiple the input is padded to with air. ``None``: the
+            coarse stride (4, 16, 16), or no padding for a model with
+            ``pad_at_inference=False`` (the released SAM / UAE networks, which the reference
+            code runs on the image as it is; their maps then equal the reference's everywhere,
+            borders included). Tiled embedding always pads to the coarse stride.
         progress: show a progress bar over windows.
 
     Returns:
@@ -74,6 +78,9 @@ def embed(model: torch.nn.Module, image, tile_size: Optional[Sequence[int]] = No
         amp = False
     if blend not in ('cosine', 'linear'):
         raise InvalidInputError(f"blend must be 'cosine' or 'linear', got {blend!r}.")
+    if pad_multiple is None:
+        pad_multiple = (DEFAULT_PAD_MULTIPLE if tile_size is not None
+                        or getattr(model, 'pad_at_inference', True) else (1, 1, 1))
     pre = image if (isinstance(image, MedicalImage) and image.meta.get(PREPROCESSED_KEY)) \
         else preprocess_image(image, spacing=spacing, pad_multiple=pad_multiple)
     unpadded = tuple(pre.meta['unpadded_shape'])
@@ -87,14 +94,15 @@ def embed(model: torch.nn.Module, image, tile_size: Optional[Sequence[int]] = No
     if tile_size is None:
         outputs = forward_features(model, arr[None, None].to(device), amp)
         outputs = {k: v[0] for k, v in outputs.items()}
-        strides = map_strides(shape, outputs)
+        strides = map_strides(shape, outputs, declared_strides(model, outputs))
         info['tiles'] = 1
     else:
         outputs, strides, info = embed_tiled(model, arr, device, amp, tile_size, overlap,
                                              mult, blend, progress)
     maps = {}
     for k, v in outputs.items():
-        keep = [int(math.ceil(n / s)) for n, s in zip(unpadded, strides[k])]
+        keep = [min(int(math.ceil(n / s)), m)
+                for n, s, m in zip(unpadded, strides[k], v.shape[1:])]
         maps[k] = _renormalise(v[:, :keep[0], :keep[1], :keep[2]].contiguous())
     meta = {'source_path': pre.meta.get('source_path'), 'modality': pre.meta.get('modality'),
             'input_spacing': float(pre.meta.get('input_spacing', spacing)),

@@ -8,7 +8,7 @@ overlap. Arrays are (z, y, x); sizes are in network-input voxels.
 from __future__ import annotations
 
 import math
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -45,23 +45,49 @@ def forward_features(model, x: torch.Tensor, amp: bool) -> Dict[str, torch.Tenso
     return {k: v.float() for k, v in out.items() if k in ('fine', 'coarse', 'semantic')}
 
 
-def map_strides(shape_in: Sequence[int], outputs: Dict[str, torch.Tensor]
+def declared_strides(model: torch.nn.Module, outputs: Dict[str, torch.Tensor]
+                     ) -> Optional[Dict[str, Tuple[int, int, int]]]:
+    """The (z, y, x) strides a model declares for its outputs (``fine_stride``,
+    ``coarse_stride``, ``semantic_stride`` attributes, as :class:`mmanat.models.SAM` has), or
+    ``None`` when it does not declare one for every output."""
+    out = {}
+    for k in outputs:
+        s = getattr(model, f'{k}_stride', None)
+        if s is None or len(tuple(s)) != 3:
+            return None
+        out[k] = tuple(int(v) for v in s)
+    return out
+
+
+def map_strides(shape_in: Sequence[int], outputs: Dict[str, torch.Tensor],
+                declared: Optional[Dict[str, Tuple[int, int, int]]] = None
                 ) -> Dict[str, Tuple[int, int, int]]:
     """The (z, y, x) stride of each output map relative to an input of ``shape_in``.
 
     Args:
         shape_in: (z, y, x) input size in voxels.
         outputs: level -> map whose last three dimensions are (z, y, x).
+        declared: the strides the model declares (:func:`declared_strides`); with them an
+            unpadded input works: each map size must lie between ``floor`` and ``ceil`` of
+            input size / stride (strided convolutions round up, a floor-mode pool down).
 
     Returns:
         level -> integer (z, y, x) stride.
 
     Raises:
-        InvalidInputError: a map size does not divide the input size.
+        InvalidInputError: a map size does not fit the input size.
     """
     strides = {}
     for k, v in outputs.items():
         out_shape = tuple(v.shape[-3:])
+        if declared is not None:
+            s = declared[k]
+            if all(n // st <= m <= -(-n // st) for n, m, st in zip(shape_in, out_shape, s)):
+                strides[k] = tuple(s)
+                continue
+            raise InvalidInputError(
+                f'the network maps an input of size {tuple(shape_in)} to a {k} map of size '
+                f'{out_shape}, which does not fit its declared stride {tuple(s)}.')
         s = []
         for n, m in zip(shape_in, out_shape):
             if m < 1 or n % m:

@@ -188,3 +188,27 @@ def test_match_cli_takes_a_released_file(tmp_path, capsys, real_ct_paths):
     assert 'converted in memory' in capsys.readouterr().out
     found = read_points(out)
     assert found.names == ['a', 'b'] and np.isfinite(found.xyz).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('kind', ('sam', 'uae_s'))
+def test_embed_of_an_image_gives_the_reference_maps(kind, converted):
+    """The whole inference path (image -> preprocess -> network -> maps), not only the
+    network: an image at 2 mm whose normalised intensities are the fixture's irregular input
+    (odd sizes) embeds to the reference's maps everywhere, borders included (no padding for
+    the released networks)."""
+    import numpy as np
+
+    from mmanat.apis import embed
+    from mmanat.structures import MedicalImage
+    case = load_fixture(kind)['cases']['irregular']
+    x = case['input'][0, 0].double().numpy()
+    hu = (x + 50.0) * 4095.0 / 255.0 - 1024.0  # inverse of the CT rule [-1024, 3071] -> [0, 255] - 50
+    img = MedicalImage(hu.astype(np.float32), spacing=2.0, origin=(-30.0, 12.0, -400.0),
+                       modality='CT')
+    maps = embed(init_model(checkpoint=converted(kind), device='cpu'), img)
+    for name, ref in case['outputs'].items():
+        got = maps.maps[name].cpu()
+        assert tuple(got.shape) == tuple(ref.shape[1:]), name
+        err = float((got - ref[0]).abs().max())
+        assert err <= 1e-4, f'{kind} {name}: max abs error {err:.2e}'

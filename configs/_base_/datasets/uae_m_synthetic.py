@@ -25,7 +25,8 @@ uae_m_inter_pipeline = [
 # isotropic spacing 2 mm * U(0.8, 1.2) (DynamicSpacing) and a rotation of U(-5, 5) degrees about
 # each axis (RandomAffine3d); the (104, 128, 128) MR window inside the MR body bounding box;
 # +-10 voxels per border and view; queries from MR foreground only (view_query_mask, packed
-# in meta['query_mask']); RandHistogramShift(prob=0.9, (5, 15) points, inversion 0.3 before
+# as data_samples['query_mask'] for the fine pair sampler); RandHistogramShift(prob=0.9,
+# (5, 15) points, inversion 0.3 before
 # the curve, min-max range 0.3) inside each view's body mask; then torchio RandomBlur with a
 # per-axis std U(0, 4) mm on every view (RandomBlur3d); no noise. The synthetic pairs carry no
 # body masks: the CT body mask (HU rule) stands for the MR one (mr_mask_source='ct'), since Otsu

@@ -49,6 +49,8 @@ model = dict(
     coarse_level=3,
     fine_stride=(2, 2, 2),
     coarse_stride=(4, 16, 16),
+    # inference on the image as it is, like the released code (no padding to the stride)
+    pad_at_inference=False,
     fine_sampler=dict(
         type='SAMFinePairSampler',
         num_preselect=2000,

@@ -15,6 +15,8 @@ model = dict(
         strides=((1, 1, 1), (1, 2, 2), (1, 2, 2), (2, 2, 2)),
         z_pool_ceil_mode=True,
         zero_init_residual=True),
+    # mmanat's inference: the image padded with air to a multiple of the coarse stride
+    pad_at_inference=True,
     neck=dict(in_channels=(16, 32, 64), out_channels=32),
     coarse_head=dict(in_channels=128, channels=32),
     fine_sampler=dict(num_preselect=1000, max_queries=50, num_hard_candidates=500,

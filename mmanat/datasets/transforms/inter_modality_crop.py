@@ -100,9 +100,10 @@ class RandomInterModalityCrop(BaseTransform):
     mask on view 0, MR mask on view 1; :class:`RandHistogramShift` uses it, as the released
     ``RandHistogramShift`` acts inside each image's mask), and ``view_query_mask``
     (2, D, H, W) bool, the MR body mask at every voxel of both views (world position), also
-    stored as ``two_view_meta['query_mask']`` so that it reaches the model in
-    ``data_samples['metas'][b]['query_mask']``: the released fine loss draws its queries
-    only from MR foreground voxels (their CT partners lie in the same world region).
+    packed by ``PackSAMInputs`` as ``data_samples['query_mask']`` (B, 2, D, H, W) for the
+    fine pair sampler (a copy stays in ``two_view_meta['query_mask']``): the released fine
+    loss draws its queries only from MR foreground voxels (their CT partners lie in the same
+    world region).
 
     Args:
         patch_size: output ``(z, y, x)`` voxels (UAE-M: (104, 128, 128)).

@@ -11,7 +11,6 @@ from mmanat.registry import TRANSFORMS
 from mmanat.utils.exceptions import InvalidInputError
 
 
-
 @TRANSFORMS.register_module()
 class PackSAMInputs(BaseTransform):
     """Final transform of the SAM two-view pipeline.
@@ -23,11 +22,22 @@ class PackSAMInputs(BaseTransform):
              coords=FloatTensor (2, 3, D, H, W),     # world LPS mm (x, y, z) per voxel
              valid=BoolTensor (2, D, H, W),          # voxel inside the original image
              [labels=LongTensor (2, D, H, W)],       # only when a label map was cropped
+             [query_mask=BoolTensor (2, D, H, W)],   # only with view_query_mask
              meta=dict(subject_id, img_path, modality, scales, crop_boxes, overlap,
                        seed_world, centres_world, view_spacing, view_origins,
                        view_directions, pad_value, augment))}
 
-    Required keys: ``view_imgs``, ``view_coords``, ``view_valid``.
+    Required keys: ``view_imgs``, ``view_coords``, ``view_valid``. Optional:
+    ``view_labels`` and ``view_query_mask`` (2, D, H, W), the voxels that may be drawn as
+    fine-level queries (UAE-M stage 2: the MR body mask at every voxel of both views, from
+    ``RandomInterModalityCrop(with_masks=True)``; the released fine loss draws its queries
+    from MR foreground only, reference
+    alibaba-damo-academy/self-supervised-anatomical-embedding-v2,
+    sam/models/frameworks/sam_v2_uniform_cross_volume_mask_dual_head_MRI_CT.py,
+    ``single_inter_fine_loss``). :class:`SAMDataPreprocessor` stacks and pads it into
+    ``data_samples['query_mask']`` and ``SAM.loss`` hands it to the fine pair sampler.
+    ``two_view_meta`` entries (including the crop's own copy ``query_mask``, the same
+    array) are kept in ``meta`` as they are.
 
     Args:
         meta_keys: keys of ``results`` copied into ``meta`` (``None`` when absent).
@@ -67,6 +77,14 @@ class PackSAMInputs(BaseTransform):
         if results.get('view_labels') is not None:
             data_sample['labels'] = torch.from_numpy(
                 np.ascontiguousarray(results['view_labels'], dtype=np.int64))
+        if results.get('view_query_mask') is not None:
+            query = np.ascontiguousarray(results['view_query_mask'], dtype=bool)
+            if query.shape != imgs.shape:
+                raise InvalidInputError(
+                    f'PackSAMInputs: view_query_mask has shape {query.shape}, expected the '
+                    f'shape of view_imgs {imgs.shape} (V, D, H, W); it must come from the '
+                    'same crop (e.g. RandomInterModalityCrop(with_masks=True)).')
+            data_sample['query_mask'] = torch.from_numpy(query)
         return dict(inputs=torch.from_numpy(imgs)[:, None], data_samples=data_sample)
 
     def __repr__(self) -> str:

@@ -9,7 +9,7 @@ from torch import nn
 
 from mmanat.registry import MODELS, TASK_UTILS
 from mmanat.utils.exceptions import InvalidInputError
-from ..data_preprocessors.sam_data_preprocessor import pad_views
+from ..data_preprocessors.sam_data_preprocessor import pad_mask, pad_views
 from ..heads.embedding_head import l2_normalize
 
 
@@ -60,6 +60,16 @@ class SAM(BaseModel):
     block is. The samplers pick (query, positive, negatives) triplets from the coordinates;
     the InfoNCE losses are averaged over all queries of the batch.
 
+    Optional ``data_samples['query_mask']`` (B, 2, D, H, W) bool (UAE-M stage 2: the MR
+    foreground, see :class:`PackSAMInputs`) is pooled to the fine grid like ``valid`` (a
+    fine voxel is in the mask when at least ``valid_threshold`` of its block is) and passed
+    to the fine sampler as ``query_mask``: fine queries are pre-selected only inside it. The
+    released UAE-M fine loss resizes the MR mask to the fine grid by nearest neighbour
+    (alibaba-damo-academy/self-supervised-anatomical-embedding-v2,
+    sam/models/frameworks/sam_v2_uniform_cross_volume_mask_dual_head_MRI_CT.py,
+    ``single_inter_fine_loss``: ``mri_fine_mask``); the coarse loss uses no mask, nor does
+    the coarse sampler here.
+
     Args:
         backbone, neck, coarse_head: MODELS configs (or modules). ``neck`` may be
             ``type='mmdet.FPN'`` (its first output is used) or mmanat's ``FPN3D``.
@@ -79,6 +89,11 @@ class SAM(BaseModel):
             BatchNorm, the L2 normalisation, the samplers and the losses stay float32).
             About 2x faster convolutions on CPUs with AVX512-BF16/AMX, but it changes the
             numerics (3 significant digits in the convolutions): off by default, opt-in.
+        pad_at_inference: :func:`mmanat.apis.embed` pads an image with air to a multiple of
+            ``coarse_stride`` before the network (True, mmanat's default: every map size is
+            exactly input size / stride) or runs the network on the image as it is (False,
+            as the released SAM / UAE code does; the maps then equal the reference's up to
+            the borders, where padding would change them within the receptive field).
         data_preprocessor: MODELS config (default SAMDataPreprocessor padding to
             ``coarse_stride``).
         init_cfg: mmengine init config.
@@ -101,6 +116,7 @@ class SAM(BaseModel):
                  valid_threshold: float = 0.5,
                  channels_last: bool = False,
                  cpu_bf16: bool = False,
+                 pad_at_inference: bool = True,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None):
         if data_preprocessor is None:
@@ -130,6 +146,7 @@ class SAM(BaseModel):
         self.valid_threshold = float(valid_threshold)
         self.channels_last = bool(channels_last)
         self.cpu_bf16 = bool(cpu_bf16)
+        self.pad_at_inference = bool(pad_at_inference)
         if self.channels_last:
             self.to(memory_format=torch.channels_last_3d)
 
@@ -175,6 +192,12 @@ class SAM(BaseModel):
                 f'{name}_stride to the stride of the network output')
         return c, v
 
+    def _pool_mask(self, mask: torch.Tensor, stride: Sequence[int]) -> torch.Tensor:
+        """(N, D, H, W) bool -> pooled (N, d, h, w) bool: at least ``valid_threshold`` of the
+        block inside the mask (the rule of ``valid`` in :meth:`_pool_grid`)."""
+        return F.avg_pool3d(mask[:, None].to(torch.float32), kernel_size=stride,
+                            stride=stride)[:, 0] >= self.valid_threshold
+
     def loss(self, inputs: torch.Tensor, data_samples: dict) -> Dict[str, torch.Tensor]:
         """Fine and coarse InfoNCE losses of a batch of view pairs (see the class doc)."""
         if inputs.dim() != 6 or inputs.shape[1] != 2:
@@ -190,7 +213,15 @@ class SAM(BaseModel):
         if valid is None:
             valid = torch.ones(inputs.shape[:2] + inputs.shape[-3:], dtype=torch.bool,
                                device=inputs.device)
+        query_mask = data_samples.get('query_mask')
+        if query_mask is not None and tuple(query_mask.shape) != tuple(valid.shape):
+            raise InvalidInputError(
+                f'SAM.loss: data_samples["query_mask"] must be {tuple(valid.shape)} '
+                f'(B, 2, D, H, W) like valid, got {tuple(query_mask.shape)}; use '
+                'SAMDataPreprocessor')
         inputs, coords, valid = pad_views(inputs, coords, valid.bool(), self.coarse_stride)
+        if query_mask is not None:
+            query_mask = pad_mask(query_mask, inputs.shape[-3:])
 
         feats = self.extract_feat(inputs.flatten(0, 1))
         fine, coarse = feats['fine'], feats['coarse']
@@ -204,12 +235,15 @@ class SAM(BaseModel):
         def pairs(x):
             return x.reshape((B, 2) + tuple(x.shape[1:]))
 
+        # only when given, so fine samplers without the argument keep working
+        fine_kw = {} if query_mask is None else dict(query_mask=pairs(self._pool_mask(
+            query_mask.flatten(0, 1), self.fine_stride)))
         with torch.no_grad():
             coarse_up = l2_normalize(F.interpolate(
                 coarse.detach().float(), size=fine.shape[-3:], mode='trilinear',
                 align_corners=False))
             fs = self.fine_sampler(pairs(fine.detach()), pairs(fine_xyz), pairs(fine_ok),
-                                   pairs(coarse_up))
+                                   pairs(coarse_up), **fine_kw)
             cs = self.coarse_sampler(pairs(coarse.detach()), pairs(coarse_xyz),
                                      pairs(coarse_ok))
         with torch.autocast(device_type=inputs.device.type, enabled=False):

@@ -54,6 +54,20 @@ def pad_views(inputs: torch.Tensor, coords: Optional[torch.Tensor] = None,
     return inputs, coords, valid
 
 
+def pad_mask(mask: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Pad a boolean map ``(..., D, H, W)`` at the end of each spatial axis with False up to
+    ``shape`` (D', H', W') - the padding of ``valid`` in :func:`pad_views`."""
+    pz, py, px = (int(n) - m for n, m in zip(shape, mask.shape[-3:]))
+    if min(pz, py, px) < 0:
+        raise InvalidInputError(
+            f'pad_mask: the mask {tuple(mask.shape[-3:])} is larger than the padded size '
+            f'{tuple(shape)}')
+    mask = mask.bool()
+    if not (pz or py or px):
+        return mask
+    return F.pad(mask.to(torch.uint8), (0, px, 0, py, 0, pz), value=0).bool()
+
+
 def _stack_padded(tensors: List[torch.Tensor], pad_value: float) -> torch.Tensor:
     """Stack tensors whose last three sizes may differ, padding each at the end to the max."""
     shapes = torch.tensor([t.shape[-3:] for t in tensors])
@@ -78,7 +92,12 @@ class SAMDataPreprocessor(BaseDataPreprocessor):
 
     padded at the end of each axis to multiples of ``pad_size_divisor`` (padding invalid,
     coordinates extended linearly). Optional per-sample ``labels`` (2, D, H, W) are stacked
-    and padded with 0 as ``data_samples['labels']``.
+    and padded with 0 as ``data_samples['labels']``. Optional per-sample ``query_mask``
+    (2, D, H, W) bool (the voxels that may be fine-level queries, e.g. the MR foreground of
+    UAE-M stage 2, see :class:`PackSAMInputs`) is stacked into ``data_samples['query_mask']``
+    (B, 2, D, H, W) and padded with False exactly as ``valid``; in a batch where only some
+    samples carry one, the others get an all-True mask (no restriction). Batches without
+    any mask have no ``query_mask`` key.
 
     Plain volumes (``inputs`` per sample (1, D, H, W) or a batch (B, 1, D, H, W), e.g. for
     ``mode='tensor'``/``'predict'``) are stacked (padded at the end to the largest size when
@@ -156,11 +175,13 @@ class SAMDataPreprocessor(BaseDataPreprocessor):
             labels = (self._as_batch([s['labels'] for s in samples], 'labels')
                       if 'labels' in samples[0] else None)
             metas = [s.get('meta', s.get('metas', {})) for s in samples]
+            query_mask = self._query_masks(samples, inputs)
         elif isinstance(samples, dict):
             coords = self._as_batch(samples.get('coords'), 'coords')
             valid = self._as_batch(samples.get('valid'), 'valid')
             labels = self._as_batch(samples.get('labels'), 'labels')
             metas = samples.get('meta', samples.get('metas'))
+            query_mask = self._as_batch(samples.get('query_mask'), 'query_mask')
         else:
             raise InvalidInputError(
                 'SAMDataPreprocessor: view pairs need data_samples with coords (2, 3, D, H, W) '
@@ -173,13 +194,37 @@ class SAMDataPreprocessor(BaseDataPreprocessor):
             valid = torch.ones((B, 2) + tuple(inputs.shape[-3:]), dtype=torch.bool,
                                device=inputs.device)
         valid = valid.bool()
+        if query_mask is not None and tuple(query_mask.shape) != tuple(valid.shape):
+            raise InvalidInputError(
+                f'SAMDataPreprocessor: query_mask must be {tuple(valid.shape)} (B, 2, D, H, W) '
+                f'like the views, got {tuple(query_mask.shape)}; pack it with PackSAMInputs '
+                'from the same crop')
         inputs, coords, valid = pad_views(inputs, coords.float(), valid,
                                           self.pad_size_divisor, self.pad_value)
         out = dict(coords=coords, valid=valid, metas=metas)
+        if query_mask is not None:  # optional (B, 2, D, H, W); padding = False, as valid
+            out['query_mask'] = pad_mask(query_mask.to(valid.device), inputs.shape[-3:])
         if labels is not None:  # optional label maps (B, 2, D, H, W); padding = 0
             pz, py, px = (n - m for n, m in zip(inputs.shape[-3:], labels.shape[-3:]))
             out['labels'] = F.pad(labels.long(), (0, px, 0, py, 0, pz), value=0)
         return dict(inputs=inputs, data_samples=out)
+
+    def _query_masks(self, samples: Sequence[dict], inputs: torch.Tensor
+                     ) -> Optional[torch.Tensor]:
+        """(B, 2, D, H, W) bool from the per-sample ``query_mask`` entries; samples without
+        one get all True; None when no sample has one."""
+        if not any(s.get('query_mask') is not None for s in samples):
+            return None
+        shape = (2, ) + tuple(inputs.shape[-3:])
+        masks = [s['query_mask'] if s.get('query_mask') is not None else
+                 torch.ones(shape, dtype=torch.bool, device=inputs.device) for s in samples]
+        for i, m in enumerate(masks):
+            if not isinstance(m, torch.Tensor) or tuple(m.shape) != shape:
+                raise InvalidInputError(
+                    f'SAMDataPreprocessor: query_mask of sample {i} must be a {shape} tensor '
+                    f'(2, D, H, W) like its views, got '
+                    f'{getattr(m, "shape", type(m).__name__)}')
+        return torch.stack([m.to(inputs.device).bool() for m in masks])
 
     def _singles(self, inputs: torch.Tensor, samples: Any,
                  ori_shapes: Optional[List[tuple]] = None) -> Dict[str, Any]:

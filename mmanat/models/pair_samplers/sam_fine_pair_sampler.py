@@ -25,7 +25,8 @@ class SAMFinePairSampler:
     is step 5):
 
     1. Overlap = intersection of the two views' bounding boxes (valid voxels). Up to
-       ``num_preselect`` random valid fine voxels of each view inside it are pre-selected.
+       ``num_preselect`` random valid fine voxels of each view inside it are pre-selected;
+       with a ``query_mask`` (see :meth:`__call__`) only voxels inside the mask.
     2. A pre-selected voxel is a query when some valid fine voxel of the other view lies
        within ``positive_distance``; its positive is the nearest one. Up to ``max_queries``
        queries per direction (view 0 -> 1 and 1 -> 0).
@@ -39,6 +40,19 @@ class SAMFinePairSampler:
     6. No overlap (or no query found, or one view without valid voxels): up to
        ``max_queries`` random valid voxels per view are their own positives, with their top
        ``num_negatives`` same-view negatives (beyond ``ignore_distance``).
+
+    Query mask (UAE-M stage 2): the released inter-modality fine loss pre-selects up to 2000
+    queries among the MR fine voxels inside the MR body mask only (the mask resized to the
+    fine grid by nearest neighbour), takes as positive the nearest CT voxel within 2 mm, and
+    uses those CT partners as the queries of the reverse direction; negatives and keys come
+    from all voxels and the coarse loss has no mask (reference
+    alibaba-damo-academy/self-supervised-anatomical-embedding-v2,
+    sam/models/frameworks/sam_v2_uniform_cross_volume_mask_dual_head_MRI_CT.py,
+    ``single_inter_fine_loss``). Here the optional per-voxel ``query_mask`` restricts only
+    step 1, in each view (the MR body mask sampled on both views, so both directions start
+    in MR foreground): positives (any valid voxel of the other view), negatives, the
+    no-overlap fallback (step 6) and the coarse sampler are unchanged. Without a mask the
+    sampler draws exactly what it drew before (same random numbers).
 
     Vectorised: nearest neighbours by KD-tree/chunked exact distances, mining per chunk of
     queries (memory O(query_chunk * 2 * D * H * W)); the only Python loops are over pairs,
@@ -84,7 +98,8 @@ class SAMFinePairSampler:
     @torch.no_grad()
     def __call__(self, fine: torch.Tensor, coords: torch.Tensor,
                  valid: Optional[torch.Tensor] = None,
-                 coarse: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+                 coarse: Optional[torch.Tensor] = None,
+                 query_mask: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Sample every pair of a batch.
 
         Args:
@@ -93,6 +108,8 @@ class SAMFinePairSampler:
             valid: (B, 2, D, H, W) bool, voxels inside the original image (None: all).
             coarse: (B, 2, C', D, H, W) unit coarse embeddings upsampled to the fine grid,
                 used for ranking hard negatives when ``use_coarse`` (None: fine only).
+            query_mask: (B, 2, D, H, W) bool, the fine voxels that may be pre-selected as
+                queries (in addition to valid and inside the overlap); None: all.
 
         Returns a dict of tensors indexing the flattened voxels of the batch, i.e. rows of
         ``fine.reshape(B * 2, C, -1).transpose(1, 2).reshape(-1, C)`` (index =
@@ -111,11 +128,16 @@ class SAMFinePairSampler:
             raise InvalidInputError(
                 f'SAMFinePairSampler: valid must be {(B, 2) + spatial}, got '
                 f'{tuple(valid.shape)}')
+        if query_mask is not None and tuple(query_mask.shape) != (B, 2) + spatial:
+            raise InvalidInputError(
+                f'SAMFinePairSampler: query_mask must be {(B, 2) + spatial} (the fine grid '
+                f'of both views), got {tuple(query_mask.shape)}')
         M2 = 2 * fine[0, 0, 0].numel()
         results = []
         for b in range(B):
             r = self.sample_pair(fine[b], coords[b], None if valid is None else valid[b],
-                                 None if (coarse is None or not self.use_coarse) else coarse[b])
+                                 None if (coarse is None or not self.use_coarse) else coarse[b],
+                                 None if query_mask is None else query_mask[b])
             offset = b * M2
             r['query_index'] = r['query_index'] + offset
             r['pos_index'] = r['pos_index'] + offset
@@ -129,9 +151,11 @@ class SAMFinePairSampler:
     @torch.no_grad()
     def sample_pair(self, fine: torch.Tensor, coords: torch.Tensor,
                     valid: Optional[torch.Tensor] = None,
-                    coarse: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+                    coarse: Optional[torch.Tensor] = None,
+                    query_mask: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Sample one pair: ``fine`` (2, C, D, H, W), ``coords`` (2, 3, D, H, W) mm,
-        ``valid`` (2, D, H, W) or None, ``coarse`` (2, C', D, H, W) or None.
+        ``valid`` (2, D, H, W) or None, ``coarse`` (2, C', D, H, W) or None, ``query_mask``
+        (2, D, H, W) bool or None (where queries may be pre-selected, see the class doc).
 
         Returns the dict of :meth:`__call__` (without ``pair_index``) with indices into the
         2 * D * H * W voxels of the pair (view 0 first).
@@ -141,6 +165,11 @@ class SAMFinePairSampler:
         if valid is None:
             valid = torch.ones((2, ) + tuple(fine.shape[2:]), dtype=torch.bool, device=device)
         val = valid.reshape(2, M).bool()
+        if query_mask is not None and tuple(query_mask.shape) != (2, ) + tuple(fine.shape[2:]):
+            raise InvalidInputError(
+                f'SAMFinePairSampler: query_mask must be {(2, ) + tuple(fine.shape[2:])}, got '
+                f'{tuple(query_mask.shape)}')
+        qmask = None if query_mask is None else query_mask.reshape(2, M).bool().to(device)
         has_valid = [bool(val[0].any()), bool(val[1].any())]
         if not any(has_valid) or (not all(has_valid) and not self.no_overlap_fallback):
             out = _empty_result(device, self.num_negatives)
@@ -162,6 +191,8 @@ class SAMFinePairSampler:
             for a in (0, 1):
                 b = 1 - a
                 inside = val[a] & ((pts[a] >= lo) & (pts[a] <= hi)).all(dim=1)
+                if qmask is not None:  # UAE-M: queries from the MR foreground only
+                    inside &= qmask[a]
                 cand = inside.nonzero().squeeze(1)
                 cand = cand[torch.randperm(cand.numel(), device=device)[:self.num_preselect]]
                 ref = val[b].nonzero().squeeze(1)
