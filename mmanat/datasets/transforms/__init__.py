@@ -14,3 +14,4 @@ from . import pack_two_view_inputs  # noqa: F401
 from . import rand_histogram_shift  # noqa: F401
 from . import inter_modality_crop  # noqa: F401
 from . import torchio_view_intensity  # noqa: F401
+from . import random_view_deformation  # noqa: F401
