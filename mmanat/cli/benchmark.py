@@ -7,6 +7,9 @@ Benchmarks (``--only`` picks some):
   deformations, intensity changes and field-of-view cuts; error of finding points sampled
   inside the body.
 * ``cross_subject``: named landmarks of synthetic subjects, CT->CT, MR->MR, CT->MR.
+* ``real_landmarks``: the rule-based anatomical landmarks (carina, lung apices, jugular notch,
+  clavicle heads; ``data/samples/ct/lung{1,2}_landmarks.csv``) of one real sample CT found in
+  the other, lung1->lung2 and lung2->lung1.
 * ``lesion_tracking``: synthetic longitudinal lesion pairs in the DLT test.json layout,
   scored with CPM@Radius, CPM@10mm and MED by the lesion-tracking evaluator.
 * ``speed``: embedding time / peak memory vs volume size, matching time vs number of points
@@ -35,7 +38,7 @@ from .runner import checkout_root, command
 
 ROOT = checkout_root()
 
-BENCHMARKS = ('deformation', 'cross_subject', 'lesion_tracking', 'speed')
+BENCHMARKS = ('deformation', 'cross_subject', 'real_landmarks', 'lesion_tracking', 'speed')
 
 SETTINGS = {
     'quick': dict(
@@ -191,6 +194,9 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
             'range (chest and upper abdomen); points = the named landmarks inside both images.')
         tables.append(table)
 
+    if 'real_landmarks' in wanted:
+        run_real_landmarks(data_dir, methods, tables, skipped)
+
     if 'lesion_tracking' in wanted:
         t0 = time.perf_counter()
         work = osp.join(work_dir, 'lesion_tracking')
@@ -230,3 +236,31 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
         log(f'JSON written to {br.write_json(tables, json_path, cmdline, info, total, skipped)}')
     return report
 
+
+
+def run_real_landmarks(data_dir, methods, tables, skipped) -> None:
+    """Benchmark ``real_landmarks``: both directions between the real sample CTs; one row
+    per method and direction (appended to ``tables``, or a note to ``skipped``)."""
+    from mmanat.evaluation import benchmark as br, cases as cs
+    from mmanat.evaluation.landmarks import LANDMARK_RULES
+    missing = [p for p in (osp.join(data_dir, 'ct', f'{k}.nrrd') for k in ('lung1', 'lung2'))
+               if not osp.isfile(p)]
+    if missing:
+        msg = (f'real_landmarks: real CT samples missing ({", ".join(missing)}); run '
+               '`python tools/fetch_sample_data.py` first')
+        skipped.append(msg)
+        log(f'[skip] {msg}')
+        return
+    t0 = time.perf_counter()
+    cases = cs.real_landmark_cases(data_dir)
+    log(f'[real_landmarks] {len(cases)} cases ({len(cases[0].names)} landmarks) ready in '
+        f'{time.perf_counter() - t0:.1f} s')
+    table = br.run_landmark_benchmark(
+        'real_landmarks', 'Anatomical landmarks across the real CTs (lung1 <-> lung2)', cases,
+        methods, group=lambda c: c.name, log=log)
+    table.notes.append(
+        f'{len(cases[0].names)} landmarks found by rule ({", ".join(LANDMARK_RULES)}; '
+        'mmanat.evaluation.landmarks, docs/en/user_guides/real_landmarks.md), original '
+        'resolution (0.6 x 0.6 x 5 mm). The rules work per 5 mm slice, so the ground truth '
+        'itself is uncertain by up to about 2.5 mm in z.')
+    tables.append(table)

@@ -24,7 +24,10 @@ def test_present_files_download_nothing(tmp_path, monkeypatch):
     def no_download(*a, **k):
         raise AssertionError('must not download when every file is present and verified')
     monkeypatch.setattr(tool, 'pip_download', no_download)
+    made = []
+    monkeypatch.setattr(tool, 'make_landmarks', lambda out: made.append(out) or 0)
     assert tool.main(['--out', str(tmp_path)]) == 0
+    assert made == [str(tmp_path)]  # the landmark files are generated after the fetch
 
 
 def test_checksum_mismatch_writes_nothing(tmp_path):
@@ -54,3 +57,23 @@ def test_unreachable_registry_gives_clear_error(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert 'could not download pyradiomics==3.0.1' in err
     assert not any(p.is_file() for p in tmp_path.rglob('*'))
+
+
+def test_landmark_files_kept_when_present(tmp_path):
+    tool = _load_tool()
+    (tmp_path / 'ct').mkdir()
+    for scan in ('lung1', 'lung2'):
+        (tmp_path / 'ct' / f'{scan}.nrrd').write_bytes(b'not read')
+        (tmp_path / 'ct' / f'{scan}_landmarks.csv').write_text('name,x,y,z\ncarina,1,2,3\n')
+    assert tool.make_landmarks(str(tmp_path)) == 0  # nothing regenerated, nothing read
+    assert (tmp_path / 'ct' / 'lung1_landmarks.csv').read_text() == 'name,x,y,z\ncarina,1,2,3\n'
+
+
+def test_landmark_failure_gives_clear_error(tmp_path, capsys):
+    tool = _load_tool()
+    (tmp_path / 'ct').mkdir()
+    (tmp_path / 'ct' / 'lung1.nrrd').write_bytes(b'not an image')
+    assert tool.make_landmarks(str(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert 'landmarks of the sample CTs' in err and 'lung1.nrrd' in err
+    assert not (tmp_path / 'ct' / 'lung1_landmarks.csv').exists()

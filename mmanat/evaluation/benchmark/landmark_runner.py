@@ -4,6 +4,7 @@ Benchmarks (see :mod:`mmanat.evaluation.cases`):
 
 * ``deformation`` - real CTs warped by known random deformations;
 * ``cross_subject`` - named landmarks across synthetic subjects (CT->CT, MR->MR, CT->MR);
+* ``real_landmarks`` - rule-based anatomical landmarks across the two real CTs, both directions;
 * ``lesion_tracking`` - synthetic longitudinal lesion pairs (:mod:`.lesion_runner`);
 * ``speed`` - embedding time / peak memory vs volume size and matching time vs number of
   points (:mod:`.speed`; needs a model).
@@ -21,7 +22,7 @@ from .table import BenchmarkTable
 
 __all__ = ['BENCHMARKS', 'run_landmark_benchmark']
 
-BENCHMARKS = ('deformation', 'cross_subject', 'lesion_tracking', 'speed')
+BENCHMARKS = ('deformation', 'cross_subject', 'real_landmarks', 'lesion_tracking', 'speed')
 
 
 def run_landmark_benchmark(name: str, title: str, cases: Sequence[LandmarkCase],

@@ -11,6 +11,8 @@
    (:mod:`.lesions`).
 4. :func:`ct_mr_registration_cases` - the CT and the moved MR of one synthetic subject
    (:mod:`.ct_mr`).
+5. :func:`real_landmark_cases` - the two real sample CTs in both directions; the rule-based
+   landmarks of :mod:`mmanat.evaluation.landmarks` are the ground truth (:mod:`.real_landmarks`).
 """
 from .cross_subject import cross_subject_cases
 from .ct_mr import ct_mr_registration_cases
@@ -18,11 +20,12 @@ from .deformation import RandomDeformation, random_deformation, random_target_gr
 from .deformation_cases import deform_case, deformation_cases, random_intensity_change
 from .landmark_case import LandmarkCase
 from .lesions import LesionCase, lesion_box_voxels, longitudinal_lesion_cases
+from .real_landmarks import real_landmark_cases
 from .sampling import sample_body_points
 
 __all__ = [
     'LandmarkCase', 'LesionCase', 'RandomDeformation', 'random_deformation',
     'random_target_grid', 'warp_image', 'random_intensity_change', 'sample_body_points',
     'deform_case', 'deformation_cases', 'cross_subject_cases', 'lesion_box_voxels',
-    'longitudinal_lesion_cases', 'ct_mr_registration_cases'
+    'longitudinal_lesion_cases', 'ct_mr_registration_cases', 'real_landmark_cases'
 ]
