@@ -4,6 +4,10 @@
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT on every node.
 # On a CPU-only machine the same command runs with the gloo backend.
 set -euo pipefail
+if [[ $# -lt 2 || ! "$2" =~ ^[0-9]+$ ]]; then
+  echo "usage: $0 SCRIPT NPROC [SCRIPT options...]  (e.g. $0 train.py 8 CONFIG)" >&2
+  exit 2
+fi
 SCRIPT=$1
 NPROC=$2
 shift 2

@@ -38,6 +38,8 @@ from .stable_points import stable_points_search
 METHODS = ('reference', 'coarse_to_fine')
 #: every ``method`` of :func:`match`: the searches of :data:`METHODS` and consensus matching
 MATCH_METHODS = METHODS + ('consensus',)
+#: the method of :func:`match` when none is given (without stable points)
+DEFAULT_METHOD = 'consensus'
 
 
 # ------------------------------------------------------------------------------ result
@@ -193,12 +195,14 @@ class Matcher:
             self._back = PreparedTarget(self.template, self.levels, self.device)
         return self._back
 
-    def match(self, points_mm, method: str = 'reference', refine: bool = True,
+    def match(self, points_mm, method: Optional[str] = None, refine: bool = True,
               stable_points: bool = False, topk: int = 4, margin=1,
               pool=2, max_chunk_mb: Optional[float] = None, progress: bool = False,
               stable_cfg: Optional[dict] = None, names=None,
               consensus_cfg: Optional[dict] = None) -> MatchResult:
         """See :func:`match`."""
+        if method is None:
+            method = DEFAULT_METHOD if not stable_points else 'reference'
         if method not in MATCH_METHODS:
             raise InvalidInputError(f'unknown matching method {method!r}; use one of '
                                     f'{MATCH_METHODS}.')
@@ -259,7 +263,7 @@ class Matcher:
 
 
 def match(template_maps: EmbeddingMaps, points_mm, target_maps: EmbeddingMaps,
-          method: str = 'reference', stable_points: bool = False, refine: bool = True,
+          method: Optional[str] = None, stable_points: bool = False, refine: bool = True,
           topk: int = 4, margin: Union[int, Sequence[int]] = 1,
           pool: Union[int, Sequence[int]] = 2, device=None,
           max_chunk_mb: Optional[float] = None, progress: bool = False,
@@ -273,10 +277,14 @@ def match(template_maps: EmbeddingMaps, points_mm, target_maps: EmbeddingMaps,
             :func:`load_embeddings`).
         points_mm: ``(N, 3)`` world LPS mm (or a :class:`PointSet`), 1 to 100,000+ points.
         target_maps: maps of the target, made by the same model.
-        method: ``'reference'`` (argmax over every fine voxel), ``'coarse_to_fine'``
-            (coarse candidates, then a local fine search; see the module docstring) or
-            ``'consensus'`` (global RANSAC rigid + robust affine over a few thousand body
-            matches, then a robust local fit per query: :mod:`mmanat.apis.consensus`).
+        method: ``'consensus'`` (the default: global RANSAC rigid + robust affine over a few
+            thousand body matches, then a robust local fit per query:
+            :mod:`mmanat.apis.consensus`), ``'reference'`` (argmax over every fine voxel, as
+            SAM; the default with ``stable_points``) or ``'coarse_to_fine'`` (coarse
+            candidates, then a local fine search; see the module docstring). Consensus is the
+            default because it wins on every cross-subject and deformation benchmark of
+            docs/en/notes/benchmarks.md; single distinctive points can be found better by
+            ``'reference'``.
         stable_points: UAE structural inference (125-voxel neighbourhood,
             4 forward/back iterations, score > 0.8, Huber-robust affine fit, mean vote).
         refine: sub-voxel parabolic refinement of the argmax.

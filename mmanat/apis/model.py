@@ -14,7 +14,9 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from ..utils.checkpoint import fit_state_dict, load_checkpoint_file, state_dict_of
+from ..utils.checkpoint import (MODEL_TYPE_KINDS, NETWORK_KINDS, check_network_fits,
+                                checkpoint_network, fit_state_dict, load_checkpoint_file,
+                                model_type_of, state_dict_of)
 from ..utils.device import default_device
 from ..utils.exceptions import InvalidInputError
 from ..utils.model_zoo import load_zoo, sha256_file
@@ -115,7 +117,8 @@ def model_identity(model: torch.nn.Module) -> Dict[str, Any]:
 
 def init_model(config=None, checkpoint: Optional[str] = None,
                device: Union[None, str, torch.device] = None,
-               cfg_options: Optional[dict] = None) -> torch.nn.Module:
+               cfg_options: Optional[dict] = None, expect: Optional[str] = None,
+               user: str = 'init_model') -> torch.nn.Module:
     """Build a model from a config and load a checkpoint, ready for :func:`embed`.
 
     Args:
@@ -129,6 +132,11 @@ def init_model(config=None, checkpoint: Optional[str] = None,
             ``config`` is given.
         device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``...; ``None``: GPU when present, else CPU.
         cfg_options: entries merged into the config (``Config.merge_from_dict``).
+        expect: the network kind the caller needs (a key of
+            :data:`mmanat.utils.checkpoint.NETWORK_KINDS`: ``'3d-embedding'`` for SAM / UAE,
+            ``'2d-embedding'`` for Adam); ``None`` accepts any. The checkpoint (and the
+            config) are checked against it before the model is built.
+        user: who needs the model, named in the error message (e.g. ``'tools/match.py'``).
 
     Returns:
         The model in eval mode on ``device``, with ``model.cfg`` and ``model.mmanat_identity``
@@ -136,8 +144,10 @@ def init_model(config=None, checkpoint: Optional[str] = None,
         for a random initialisation).
 
     Raises:
-        InvalidInputError: missing config/checkpoint, unreadable checkpoint, or a checkpoint
-            that does not fit the config (naming the missing / unexpected / mismatched keys).
+        InvalidInputError: missing config/checkpoint, unreadable checkpoint, a checkpoint (or
+            config) of another network kind than ``expect`` or than the config's, or a
+            checkpoint that does not fit the config (naming the missing / unexpected /
+            mismatched keys).
     """
     from mmengine.registry import init_default_scope
 
@@ -152,18 +162,34 @@ def init_model(config=None, checkpoint: Optional[str] = None,
     path = None if checkpoint is None else os.fspath(checkpoint)
     state = None if ckpt is None else state_dict_of(ckpt, path)
     kind = None
+    found = None
     if state is not None and not meta.get('cfg') and is_published_state_dict(state):
         # a released SAM / UAE file: its network is ours under other key names
         kind = infer_published_kind(ckpt, state, path)
+        found = dict(type=None, kind='3d-embedding', dims=3)
         if config is None:
             cfg = published_config(kind)
             config_name = osp.splitext(osp.basename(PUBLISHED_MODELS[kind].config))[0]
+    elif state is not None:
+        found = checkpoint_network(ckpt, state)
+    if found is not None:  # the network kind, before reading a config or building anything
+        check_network_fits(path, found, expect, user=user)
     if kind is None or config is not None:
         cfg, config_name = _config_and_name(config, meta, checkpoint)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if 'model' not in cfg:
         raise InvalidInputError(f'config {config_name!r} has no "model" entry.')
+    if found is not None:
+        check_network_fits(path, found, None, cfg=cfg, config_name=config_name, user=user)
+    elif expect is not None:  # random initialisation: the config must build the right kind
+        ctype = model_type_of(cfg)
+        ckind = MODEL_TYPE_KINDS.get(ctype)
+        if ckind is not None and ckind != expect:
+            raise InvalidInputError(
+                f'config {config_name!r} builds {NETWORK_KINDS[ckind][0]} (model type '
+                f'{ctype}), but {user} needs {NETWORK_KINDS[expect][0]}; pass a config of '
+                'that kind.')
     init_default_scope(cfg.get('default_scope', 'mmanat'))
     if kind is not None:
         model, state, cfg, kind = published_model_and_state(ckpt, path, kind, cfg)

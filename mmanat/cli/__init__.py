@@ -5,7 +5,10 @@ entry only parses the arguments and calls a typed function (of :mod:`mmanat.apis
 :mod:`mmanat.evaluation` or of the command module itself). :mod:`mmanat.cli.runner` turns an
 :class:`~mmanat.utils.exceptions.MMAnatError` into a one-line ``error: ...`` message and exit
 code 2, Ctrl-C into exit code 130. Torch and the other heavy modules are imported inside the
-functions. ``tools/<script>.py`` run the same ``main``.
+functions. ``tools/<script>.py`` run the same ``main``. Output options (``--out``,
+``--out-dir``, ``--work-dir``) are checked while parsing (:mod:`mmanat.cli.outputs`), before
+any work; checkpoints are checked for their network kind before any model is built
+(:func:`mmanat.utils.checkpoint.check_network_fits`).
 
 =================================== ======================== ===============================
 command                             module                   tools script

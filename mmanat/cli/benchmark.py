@@ -1,4 +1,6 @@
-"""Run the mmanat benchmarks and write ``docs/en/notes/benchmarks.md`` (+ JSON).
+"""Run the mmanat benchmarks and write a markdown report (+ JSON); by default
+``work_dirs/benchmark/benchmarks.md``, ``--out docs/en/notes/benchmarks.md`` regenerates the
+published one.
 
 Benchmarks (``--only`` picks some):
 
@@ -77,9 +79,12 @@ def parse_args(argv=None):
                    help='folder of the real sample data (ct/lung1.nrrd, ct/lung2.nrrd)')
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'benchmark'),
                    help='where the lesion-tracking images, test.json and predictions go')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--out', default=osp.join(ROOT, 'docs', 'en', 'notes', 'benchmarks.md'),
-                   help='markdown report (default docs/en/notes/benchmarks.md)')
+    p.add_argument('--seed', type=int, default=0,
+                   help='seed of the synthetic cases, deformations and sampled points')
+    p.add_argument('--out', default=osp.join(ROOT, 'work_dirs', 'benchmark', 'benchmarks.md'),
+                   help='markdown report (default work_dirs/benchmark/benchmarks.md; the '
+                   "project's published report is docs/en/notes/benchmarks.md: pass it "
+                   'explicitly to regenerate it)')
     p.add_argument('--json', help='also write every table and per-case result as JSON')
     return p.parse_args(argv)
 

@@ -25,13 +25,20 @@ import numpy as np
 
 from .runner import command
 
+#: the network timed when neither --config nor --checkpoint is given (the reference SAM)
+RANDOM_INIT_CONFIG = 'configs/_base_/models/sam_r18_fpn.py'
+
 
 def parse_args(argv=None):
+    """The options of ``mmanat-benchmark-inference``."""
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].replace('\n', ' '),
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('--config', default='configs/_base_/models/sam_r18_fpn.py',
-                   help='model config (default: the reference SAM ResNet-18)')
-    p.add_argument('--checkpoint', default=None, help='trained checkpoint (optional)')
+    p.add_argument('--config', default=None,
+                   help='model config (default: the one stored in --checkpoint; without '
+                   f'--checkpoint {RANDOM_INIT_CONFIG}, randomly initialised)')
+    p.add_argument('--checkpoint', default=None,
+                   help='trained checkpoint (optional; its own config is used unless '
+                   '--config)')
     p.add_argument('--image', default=osp.join('data', 'samples', 'ct', 'lung1.nrrd'),
                    help='the CT to embed and match in')
     p.add_argument('--device', default=None, help='cpu / cuda (default: GPU if any)')
@@ -45,7 +52,8 @@ def parse_args(argv=None):
     p.add_argument('--tile-size', type=int, nargs='+', default=None,
                    help='also time tiled embedding with this window (z y x) and report its '
                    'agreement with whole-volume maps')
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=int, default=0, help='seed of the query points and the '
+                   'random initialisation')
     return p.parse_args(argv)
 
 
@@ -87,7 +95,12 @@ def benchmark_inference(args) -> int:
 
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    config = args.config
+    if config is None and args.checkpoint is None:
+        from .runner import checkout_root
+        config = osp.join(checkout_root(), RANDOM_INIT_CONFIG)
+    model = init_model(config, args.checkpoint, device=args.device, expect='3d-embedding',
+                       user='tools/benchmark_inference.py')
     device = next(model.parameters()).device
     if args.checkpoint is None:
         print('WARNING: no --checkpoint, randomly initialised model: timings are valid, '

@@ -4,8 +4,10 @@ find it in a target scan, print the match with the time of every stage, save a t
 PNG.
 
 With no arguments the demos run on the sample data (``data/samples``, fetched by
-``mmanat-fetch-data``): template ``ct/lung1.nrrd`` with the centre of its tumour
-mask (``ct/lung1_label.nrrd``) as the query, target ``ct/lung2.nrrd``. ``demo_ct_mr``
+``mmanat-fetch-data``): template ``ct/lung1.nrrd`` with its carina as the query, target
+``ct/lung2.nrrd``, whose carina is known too (the rule-based landmarks of
+:mod:`mmanat.evaluation.landmarks`, ``--landmark`` picks another), so the demo prints the
+error in mm beside the match. ``demo_ct_mr``
 matches a landmark of a synthetic subject's MR in the CT of the same subject (the MR moved
 by a known rigid + smooth deformation, so the ground truth is known).
 """
@@ -22,9 +24,13 @@ import numpy as np
 from ..utils.exceptions import InvalidInputError
 from ..utils.model_zoo import DEFAULT_CHECKPOINTS as DEFAULT_CHECKPOINT_FILES
 from ..utils.model_zoo import default_checkpoint
+from .outputs import output_file
 from .runner import command
 
 SAMPLES = osp.join('data', 'samples')
+#: the rule-based landmarks of the sample CTs (mmanat.evaluation.landmarks.LANDMARK_RULES)
+SAMPLE_LANDMARKS = ('carina', 'lung_apex_right', 'lung_apex_left', 'jugular_notch',
+                    'clavicle_head_right', 'clavicle_head_left')
 DEFAULT_TEMPLATE = osp.join(SAMPLES, 'ct', 'lung1.nrrd')
 DEFAULT_TEMPLATE_LABEL = osp.join(SAMPLES, 'ct', 'lung1_label.nrrd')
 DEFAULT_TARGET = osp.join(SAMPLES, 'ct', 'lung2.nrrd')
@@ -76,16 +82,23 @@ def build_parser(description: str, kind: str = 'sam', stable_points: bool = Fals
                    help=f'target volume (default: {DEFAULT_TARGET}'
                    + ('; ct_mr: the CT of the same subject)' if kind == 'ct_mr' else ')'))
     p.add_argument('--point', type=float, nargs=3, metavar=('X', 'Y', 'Z'), default=None,
-                   help='query point in world mm (see --space); default: the centre of '
-                   '--template-label')
+                   help='query point in world mm (see --space); default: --landmark on the '
+                   'sample CTs, else the centre of --template-label')
     p.add_argument('--template-label', default=None,
-                   help=f'label map whose foreground centre is the query (default with the '
-                   f'default template: {DEFAULT_TEMPLATE_LABEL})')
+                   help='label map whose foreground centre is the query (e.g. '
+                   f'{DEFAULT_TEMPLATE_LABEL}, the tumour of lung1)')
+    p.add_argument('--landmark', default='carina', choices=list(SAMPLE_LANDMARKS),
+                   help='with the sample CTs (no --template / --target): the landmark of lung1 '
+                   'queried, its position in lung2 the truth (rule-based, '
+                   'docs/en/user_guides/real_landmarks.md)')
     p.add_argument('--space', default='LPS', choices=['LPS', 'RAS'],
                    help='coordinate convention of --point and of the printed match')
-    p.add_argument('--method', default='reference', choices=['reference', 'coarse_to_fine'],
-                   help='matching search (reference: argmax over all voxels as in SAM; or coarse, '
-                   'then local fine)')
+    p.add_argument('--method', default=None,
+                   choices=['consensus', 'reference', 'coarse_to_fine'],
+                   help='consensus (default; reference with --stable-points): a few thousand '
+                   'template body matches fit a global rigid + affine and a local robust fit '
+                   'per point; reference: argmax over all voxels as in SAM; coarse_to_fine: '
+                   'coarse, then local fine')
     p.add_argument('--stable-points', action='store_true', default=stable_points,
                    help='stable-points refinement (UAE-S structural inference)')
     p.add_argument('--no-refine', action='store_true', help='no sub-voxel refinement')
@@ -94,7 +107,7 @@ def build_parser(description: str, kind: str = 'sam', stable_points: bool = Fals
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 (default: GPU if any)')
     p.add_argument('--window', default='auto',
                    help='display window: auto, soft_tissue, lung, bone, minmax')
-    p.add_argument('--out', default=DEFAULT_OUT, help='PNG of the match')
+    p.add_argument('--out', default=DEFAULT_OUT, type=output_file, help='PNG of the match')
     p.add_argument('--seed', type=int, default=0, help='synthetic subjects (demo_ct_mr)')
     p.add_argument('--via-registration', action='store_true',
                    help='also map the query through an embedding-driven registration of the '
@@ -135,6 +148,17 @@ def label_centre(label_path: str) -> np.ndarray:
     return lab.array_index_to_world(fg.mean(0))
 
 
+def _sample_landmark_pair(name: str):
+    """The landmark ``name`` of lung1 (query) and of lung2 (truth), world LPS mm."""
+    from ..evaluation.landmarks.samples import sample_landmarks
+    pts = [sample_landmarks(scan, SAMPLES) for scan in ('lung1', 'lung2')]
+    for p in pts:
+        if name not in p.names:
+            raise InvalidInputError(f'landmark {name!r} is not in the sample landmark set '
+                                    f'({", ".join(p.names)}).')
+    return tuple(p.xyz[p.names.index(name)] for p in pts)
+
+
 def _synthetic_ct_mr(seed: int):
     """(MR, CT, query world mm in the MR, its true position in the CT, landmark name) of ONE
     synthetic subject: the CT and the MR of the same subject, the MR moved by a known rigid +
@@ -168,7 +192,8 @@ def run_demo(kind: str = 'sam', *, checkpoint: Optional[str] = None,
              config: Optional[str] = None, random_init: bool = False,
              template: Optional[str] = None, target: Optional[str] = None,
              point: Optional[Sequence[float]] = None, template_label: Optional[str] = None,
-             space: str = 'LPS', method: str = 'reference', stable_points: bool = False,
+             landmark: str = 'carina',
+             space: str = 'LPS', method: Optional[str] = None, stable_points: bool = False,
              refine: bool = True, tile_size: Optional[Sequence[int]] = None,
              device: Optional[str] = None, window: str = 'auto', out: str = DEFAULT_OUT,
              seed: int = 0, via_registration: bool = False) -> Dict[str, object]:
@@ -183,8 +208,11 @@ def run_demo(kind: str = 'sam', *, checkpoint: Optional[str] = None,
             MR and CT of one synthetic subject).
         point (tuple[float], optional): query (x, y, z) world mm in ``space``.
         template_label (str, optional): label map whose foreground centre is the query.
+        landmark (str): with the sample CTs and no ``point`` / ``template_label``: the
+            rule-based landmark of lung1 queried; lung2's is the truth.
         space (str): 'LPS' or 'RAS', of ``point`` and of the printed match.
-        method (str): 'reference' or 'coarse_to_fine'.
+        method (str, optional): 'consensus' (default), 'reference' (default with
+            ``stable_points``) or 'coarse_to_fine'.
         stable_points (bool): stable-points structural inference (UAE-S).
         refine (bool): sub-voxel refinement.
         tile_size (list[int], optional): tiled embedding window (z, y, x) voxels at 2 mm.
@@ -197,7 +225,8 @@ def run_demo(kind: str = 'sam', *, checkpoint: Optional[str] = None,
 
     Returns:
         dict: ``query``, ``match`` (MatchResult), ``times`` (s per stage), ``png``, ``truth``
-        (ct_mr default only), ``registered`` (with ``via_registration``); world LPS mm.
+        (the landmark default and ct_mr default), ``registered`` (with
+        ``via_registration``); world LPS mm.
     """
     import torch
 
@@ -211,7 +240,8 @@ def run_demo(kind: str = 'sam', *, checkpoint: Optional[str] = None,
     template_path, target_path, png_path = template, target, out
     t0 = time.perf_counter()
     checkpoint = _resolve_checkpoint(kind, checkpoint, config, random_init)
-    model = init_model(config, checkpoint, device=device)
+    model = init_model(config, checkpoint, device=device, expect='3d-embedding',
+                       user='tools/demo.py')
     if kind == 'ct_mr' and template_path is None and target_path is None:
         syn = _synthetic_ct_mr(seed)
         if syn is None:
@@ -225,14 +255,15 @@ def run_demo(kind: str = 'sam', *, checkpoint: Optional[str] = None,
         if point is not None:
             query = convert_space(np.asarray(point, np.float64), space, 'LPS')
             what = 'given point'
+        elif template_label is None and template_path is None and target_path is None:
+            query, truth = _sample_landmark_pair(landmark)
+            what = f'{landmark} of lung1 (rule-based landmark; lung2\'s is the truth)'
         else:
-            label = template_label or (DEFAULT_TEMPLATE_LABEL if template_path is None
-                                       else None)
-            if label is None:
+            if template_label is None:
                 raise InvalidInputError('give the query with --point X Y Z or '
                                         '--template-label LABELMAP.')
-            query = label_centre(label)
-            what = f'centre of {osp.basename(label)}'
+            query = label_centre(template_label)
+            what = f'centre of {osp.basename(template_label)}'
     times['load'] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -251,8 +282,11 @@ def run_demo(kind: str = 'sam', *, checkpoint: Optional[str] = None,
     times['embed'] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    if method is None:
+        method = 'reference' if stable_points else 'consensus'
     res = match(maps_t, query[None], maps_g, method=method,
-                stable_points=stable_points, refine=refine)
+                stable_points=stable_points, refine=refine,
+                consensus_cfg=dict(template_image=template) if method == 'consensus' else None)
     sync()
     times['match'] = time.perf_counter() - t0
 
@@ -313,7 +347,8 @@ def run_demo_command(kind: str, stable_points: bool, argv: Optional[Sequence[str
     args = build_parser(DESCRIPTIONS[name], kind, stable_points).parse_args(argv)
     run_demo(kind, checkpoint=args.checkpoint, config=args.config,
              random_init=args.random_init, template=args.template, target=args.target,
-             point=args.point, template_label=args.template_label, space=args.space,
+             point=args.point, template_label=args.template_label, landmark=args.landmark,
+             space=args.space,
              method=args.method, stable_points=args.stable_points, refine=not args.no_refine,
              tile_size=args.tile_size, device=args.device, window=args.window, out=args.out,
              seed=args.seed, via_registration=args.via_registration)

@@ -14,7 +14,9 @@ Inputs: volume files (.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd) and folders, sear
 recursively; a folder holding .dcm files is one DICOM series. Each input becomes
 ``OUT_DIR/<name>.emb.pt`` (for inputs found inside a folder, ``<name>`` is the path below
 that folder with '/' replaced by '__'). An existing cache made by the same model is kept
-unless --overwrite. A failed input is reported and skipped; the exit code is then 1.
+unless --overwrite (or unless its --dtype differs). A failed input is reported and skipped;
+the exit code is then 1. Images found by a folder scan whose modality is neither CT nor MR
+(label maps, masks) are skipped with a note (--modality embeds them).
 """
 import argparse
 import fnmatch
@@ -24,6 +26,7 @@ import sys
 import time
 from typing import List, Optional, Sequence, Tuple
 
+from .outputs import output_dir
 from .runner import command
 
 
@@ -38,7 +41,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    'the shipped SAM model checkpoints/sam_default.pth')
     p.add_argument('--random-init', action='store_true',
                    help='random weights of --config (pipeline tests only)')
-    p.add_argument('--out-dir', default=osp.join('outputs', 'embeddings'),
+    p.add_argument('--out-dir', default=osp.join('outputs', 'embeddings'), type=output_dir,
                    help='where the .emb.pt caches go')
     p.add_argument('--dtype', default='float16', choices=['float16', 'float32'],
                    help='storage precision of the maps')
@@ -91,7 +94,7 @@ def collect_inputs(inputs: Sequence[str], exclude: Sequence[str] = ()
             continue
         if not osp.isdir(item):
             raise InvalidInputError(f'{item}: no such file or folder (working directory '
-                                    f'{os.getcwd()}).')
+                                    f'{os.getcwd()}); check the path.')
         for dirpath, dirnames, filenames in os.walk(item):
             dirnames.sort()
             rel_dir = osp.relpath(dirpath, item)
@@ -112,7 +115,8 @@ def collect_inputs(inputs: Sequence[str], exclude: Sequence[str] = ()
                                 'embed them into different --out-dir folders.')
     if not found:
         raise InvalidInputError(f'no volume found in {list(inputs)} (extensions '
-                                f'{", ".join(VOLUME_EXTENSIONS)} or DICOM folders).')
+                                f'{", ".join(VOLUME_EXTENSIONS)} or DICOM folders); point to '
+                                'volume files or folders that hold them.')
     return found
 
 
@@ -134,6 +138,18 @@ def _dist_setup(launcher: str):
         torch.cuda.set_device(local)
         device = f'cuda:{local}'
     return dist.get_rank(), dist.get_world_size(), device
+
+
+def cache_dtype(path: str) -> Optional[str]:
+    """Storage precision (``'float16'`` / ``'float32'``) of an embedding cache, read without
+    loading its maps into memory; ``None`` when the file is not a readable cache."""
+    import torch
+    try:
+        obj = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        tensor = next(iter(obj['levels'].values()))['tensor']
+    except Exception:  # noqa: BLE001 - any unreadable cache is recomputed
+        return None
+    return str(tensor.dtype).replace('torch.', '')
 
 
 @command
@@ -187,34 +203,47 @@ def embed_files(inputs: Sequence[str], out_dir: str, *, config: Optional[str] = 
     rank, world, dist_device = _dist_setup(launcher)
     items = collect_inputs(inputs, exclude)
     mine = items[part_id::num_parts][rank::world]
-    model = init_model(config, checkpoint, device=device or dist_device)
+    model = init_model(config, checkpoint, device=device or dist_device,
+                       expect='3d-embedding', user='tools/embed.py')
     os.makedirs(out_dir, exist_ok=True)
+    from mmanat.fileio.atomic import clean_folder_once
+    clean_folder_once(out_dir)  # what a killed earlier run left, even if nothing is rewritten
     tile = tile_size if tile_size else None
     done, kept, failed = 0, 0, []
     t_start = time.perf_counter()
     bar = tqdm(mine, desc=f'embedding (rank {rank}/{world}, part {part_id}/'
                f'{num_parts})', unit='image', position=rank, disable=not mine)
+    given = {osp.normpath(p) for p in inputs}
+    skipped = []
     for path, name in bar:
         out = osp.join(out_dir, name + CACHE_SUFFIX)
         if osp.exists(out) and not overwrite:
             try:
-                load_embeddings(out, expected_model=model)
-                kept += 1
-                continue
+                if cache_dtype(out) == dtype:  # same precision ...
+                    load_embeddings(out, expected_model=model)  # ... and same model
+                    kept += 1
+                    continue
             except InvalidInputError:
                 pass  # another model or an old format: recompute
         try:
-            maps = embed(model, read_volume(path, modality=modality), tile_size=tile,
-                         overlap=overlap)
+            image = read_volume(path, modality=modality)
+            if modality is None and image.modality not in ('CT', 'MR') and \
+                    osp.normpath(path) not in given:
+                # found by a folder scan: a label map or mask beside the scans, not an input
+                skipped.append(path)
+                tqdm.write(f'skipped {path}: modality {image.modality} (a label map or mask?); '
+                           'pass --modality CT/MR to embed it, or --exclude to silence this')
+                continue
+            maps = embed(model, image, tile_size=tile, overlap=overlap)
             save_embeddings(maps, out, dtype=dtype)
             done += 1
         except MMAnatError as err:
             failed.append((path, str(err)))
             tqdm.write(f'error: {err}', file=sys.stderr)
     bar.close()
-    print(f'rank {rank}: {done} embedded, {kept} already cached, {len(failed)} failed, of '
-          f'{len(mine)} inputs ({len(items)} in total) in {time.perf_counter() - t_start:.1f} '
-          f's -> {osp.abspath(out_dir)}')
+    print(f'rank {rank}: {done} embedded, {kept} already cached, {len(skipped)} skipped, '
+          f'{len(failed)} failed, of {len(mine)} inputs ({len(items)} in total) in '
+          f'{time.perf_counter() - t_start:.1f} s -> {osp.abspath(out_dir)}')
     if launcher != 'none':
         import torch.distributed as dist
         dist.barrier()

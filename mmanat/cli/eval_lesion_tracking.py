@@ -26,6 +26,7 @@ import os.path as osp
 import sys
 from typing import Dict, Optional, Sequence
 
+from .outputs import output_file
 from .runner import command
 
 
@@ -37,7 +38,8 @@ def parse_args(argv=None):
                         'target center" entries of --ann')
     parser.add_argument('--image-dir', help='folder of the target images (needed only for '
                         'predictions in world mm)')
-    parser.add_argument('--out', help='metrics JSON to write (default: next to --pred or '
+    parser.add_argument('--out', type=output_file,
+                        help='metrics JSON to write (default: next to --pred or '
                         '--ann, *_metrics.json)')
     return parser.parse_args(argv)
 

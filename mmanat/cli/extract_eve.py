@@ -23,6 +23,7 @@ import json
 import os.path as osp
 from typing import Optional, Sequence
 
+from .outputs import output_file
 from .runner import command
 
 
@@ -37,13 +38,14 @@ def parse_args(argv=None):
                    'default: the shipped checkpoints/adam_default.pth')
     g.add_argument('--random-init', action='store_true',
                    help='no checkpoint: random weights (a baseline, for tests)')
-    p.add_argument('--out', required=True, help='output .npz file')
+    p.add_argument('--out', required=True, type=output_file, help='output .npz file')
     p.add_argument('--points', default=None,
                    help='CSV of patch centres: name,x,y (world mm) or name,column,row')
     p.add_argument('--patch-size', type=int, default=32, help='patch side in image pixels')
     p.add_argument('--size', type=int, default=None,
                    help='network input side (default: out_size of the config pipeline)')
-    p.add_argument('--batch-size', type=int, default=32)
+    p.add_argument('--batch-size', type=int, default=32,
+                   help='radiographs per forward pass')
     p.add_argument('--device', default=None, help="'cpu', 'cuda', ... (default: GPU if any)")
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return p.parse_args(argv)
@@ -105,7 +107,8 @@ def extract_eve_embeddings(inputs: Sequence[str], out: str, *, config: Optional[
         raise InvalidInputError(f'--out {out} must end with .npz.')
     from mmanat.utils.model_zoo import resolve_checkpoint
     checkpoint = resolve_checkpoint(checkpoint, random_init, config, 'adam')
-    model = init_model(config, checkpoint, device=device)
+    model = init_model(config, checkpoint, device=device, expect='2d-embedding',
+                       user='tools/extract_eve.py')
     norm = eve_norm_params(getattr(model, 'cfg', None))
     size = int(size or norm['size'])
     kw = dict(mean=norm['mean'], std=norm['std'], channels=norm['channels'],

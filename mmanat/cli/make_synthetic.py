@@ -28,6 +28,7 @@ import os.path as osp
 
 import numpy as np
 
+from .outputs import output_dir
 from .runner import command
 
 MODALITY_CHOICES = ('ct', 'mr', 'xray')
@@ -40,7 +41,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description='Generate synthetic torso phantoms (CT/MR/X-ray + landmarks).')
     p.add_argument('--num', type=int, required=True, help='number of subjects')
-    p.add_argument('--out', required=True, help='output folder')
+    p.add_argument('--out', required=True, type=output_dir, help='output folder')
     p.add_argument('--seed', type=int, default=0, help='seed of the first subject')
     p.add_argument('--modalities', nargs='+', default=list(MODALITY_CHOICES),
                    choices=MODALITY_CHOICES, help='renderings to write')

@@ -24,6 +24,7 @@ import time
 from typing import List, Optional, Sequence
 
 from ..fileio.formats import VOLUME_EXTENSIONS
+from .outputs import output_file
 from .runner import command
 
 #: endings stripped from target names: volume files, single DICOM files, embedding caches
@@ -46,16 +47,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--points', required=True, help='query points: .csv, .mrk.json or .fcsv')
     p.add_argument('--target', required=True, action='append',
                    help='target image or cache; repeat for several targets')
-    p.add_argument('--out', required=True,
+    p.add_argument('--out', required=True, type=output_file,
                    help='output points (.csv, .mrk.json, .fcsv); with several targets one file '
                    'per target named OUT_<target name>')
     p.add_argument('--space', default='LPS', choices=['LPS', 'RAS'],
                    help='coordinate convention of a .csv input and of every output')
-    p.add_argument('--method', default='reference',
-                   choices=['reference', 'coarse_to_fine', 'consensus'],
-                   help='reference: argmax over all voxels (SAM); coarse_to_fine: faster '
-                   'two-level search; consensus: RANSAC rigid + robust affine over a few '
-                   'thousand template body matches, then a robust local fit per point')
+    p.add_argument('--method', default=None,
+                   choices=['consensus', 'reference', 'coarse_to_fine'],
+                   help='consensus (default; reference with --stable-points): RANSAC rigid + '
+                   'robust affine over a few thousand template body matches, then a robust '
+                   'local fit per point; reference: argmax over all voxels (SAM); '
+                   'coarse_to_fine: faster two-level search')
     p.add_argument('--stable-points', action='store_true',
                    help='stable-points structural inference (UAE-S)')
     p.add_argument('--no-refine', action='store_true', help='no sub-voxel refinement')
@@ -118,7 +120,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def match_files(template: str, points_file: str, targets: Sequence[str], out: str, *,
                 config: Optional[str] = None, checkpoint: Optional[str] = None,
-                random_init: bool = False, space: str = 'LPS', method: str = 'reference',
+                random_init: bool = False, space: str = 'LPS', method: Optional[str] = None,
                 stable_points: bool = False, refine: bool = True,
                 tile_size: Optional[Sequence[int]] = None, modality: Optional[str] = None,
                 device: Optional[str] = None, progress: bool = True) -> List[str]:
@@ -133,9 +135,9 @@ def match_files(template: str, points_file: str, targets: Sequence[str], out: st
         checkpoint (str, optional): checkpoint (default: the shipped SAM model).
         random_init (bool): random weights of ``config`` (pipeline tests).
         space (str): 'LPS' or 'RAS', convention of a .csv input and of every output.
-        method (str): 'reference' (argmax over all voxels), 'coarse_to_fine' or
-            'consensus' (samples in the template's body mask; in the whole template image
-            when the template is a cache).
+        method (str, optional): 'consensus' (default; samples in the template's body mask,
+            in the whole template image when the template is a cache), 'reference' (argmax
+            over all voxels; the default with ``stable_points``) or 'coarse_to_fine'.
         stable_points (bool): stable-points structural inference (UAE-S).
         refine (bool): sub-voxel refinement.
         tile_size (list[int], optional): tiled embedding window (z, y, x) voxels at 2 mm.
@@ -159,15 +161,13 @@ def match_files(template: str, points_file: str, targets: Sequence[str], out: st
     from mmanat.utils.exceptions import InvalidInputError
 
     t_start = time.perf_counter()
-    points = read_points(points_file, space=space)
-    if points.xyz.shape[1] != 3:
-        raise InvalidInputError(f'{points_file}: 3D points (x, y, z) are required.')
+    points = read_points(points_file, space=space, ndim=3, min_points=1)
     outs = output_paths(out, targets)
     images = [template] + list(targets)
     for path in images:
         if not osp.exists(path):
             raise InvalidInputError(f'{path}: file not found (working directory '
-                                    f'{os.getcwd()}).')
+                                    f'{os.getcwd()}); check the path.')
     need_model = not all(is_cache_path(p) for p in images)
     model = None
     if need_model:
@@ -177,7 +177,8 @@ def match_files(template: str, points_file: str, targets: Sequence[str], out: st
             print(f'[match] no --checkpoint: using the shipped {checkpoint}')
         if random_init and config is None:
             raise InvalidInputError('--random-init needs --config.')
-        model = init_model(config, None if random_init else checkpoint, device=device)
+        model = init_model(config, None if random_init else checkpoint, device=device,
+                           expect='3d-embedding', user='tools/match.py')
     tile = tile_size if tile_size else None
 
     images_read = {}
@@ -188,6 +189,8 @@ def match_files(template: str, points_file: str, targets: Sequence[str], out: st
         images_read[path] = read_volume(path, modality=modality)
         return embed(model, images_read[path], tile_size=tile, progress=progress)
 
+    if method is None:
+        method = 'reference' if stable_points else 'consensus'
     t0 = time.perf_counter()
     tpl = maps_of(template)
     consensus_cfg = None

@@ -33,6 +33,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
+from .outputs import output_dir
 from .runner import command
 
 INDEX_COLUMNS = ('image', 'label', 'modality', 'source', 'subject_id')
@@ -42,7 +43,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Resample, body-crop and cache CT/MR volumes for SAM training.')
     parser.add_argument('input', help='folder of volumes, or a CSV/text list of volumes')
-    parser.add_argument('--out', required=True, help='output cache folder')
+    parser.add_argument('--out', required=True, type=output_dir, help='output cache folder')
     parser.add_argument('--spacing', type=float, default=2.0,
                         help='isotropic voxel size in mm (default 2.0; SAM also uses 1.6)')
     parser.add_argument('--workers', type=int, default=1,

@@ -13,14 +13,16 @@ import hashlib
 import os.path as osp
 from typing import Optional, Sequence
 
+from .outputs import output_file
 from .runner import command
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """The options of ``mmanat-publish-checkpoint``."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('src')
-    parser.add_argument('dst')
+    parser.add_argument('src', help='checkpoint to publish (.pth of tools/train.py)')
+    parser.add_argument('dst', type=output_file,
+                        help='published checkpoint to write (.pth), written atomically')
     parser.add_argument('--fp16', action='store_true',
                         help='store float tensors as fp16 (those beyond its range stay fp32)')
     parser.add_argument('--zoo', action='store_true',
@@ -81,7 +83,8 @@ def publish_checkpoint(src: str, dst: str, *, fp16: bool = False, zoo: bool = Fa
     from mmanat.utils.exceptions import InvalidInputError
     allow_mmengine_checkpoint_globals()
     if not osp.isfile(src):
-        raise InvalidInputError(f'checkpoint not found: {src}')
+        raise InvalidInputError(f'checkpoint not found: {src}; pass the .pth file written by '
+                                'tools/train.py.')
     ckpt = torch.load(src, map_location='cpu')
     state = dict(ckpt.get('state_dict', ckpt))
     repaired = {}

@@ -20,6 +20,7 @@ import os
 import os.path as osp
 from typing import Optional, Sequence
 
+from .outputs import output_dir, output_file
 from .runner import command
 
 _TEST_KEYS = ('test_dataloader', 'test_evaluator', 'test_cfg')
@@ -33,14 +34,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('config', help='config file with test_dataloader / test_evaluator / '
                    'test_cfg')
     p.add_argument('checkpoint', help='checkpoint file (.pth)')
-    p.add_argument('--work-dir', help='where the test logs go (default: '
+    p.add_argument('--work-dir', type=output_dir, help='where the test logs go (default: '
                    'work_dirs/<config name>)')
-    p.add_argument('--out', help='write the metrics and per-pair predictions to this JSON')
+    p.add_argument('--out', type=output_file,
+                   help='write the metrics and per-pair predictions to this JSON')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config entries, e.g. test_dataloader.dataset.num_pairs=8')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                    help='job launcher (dist_test.sh sets this)')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0,
+        help='set by older torch.distributed.launch (LOCAL_RANK env otherwise)')
     args = p.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -62,10 +65,11 @@ def build_test_cfg(args: argparse.Namespace):
 
     from mmanat.utils.exceptions import InvalidInputError
     if not osp.isfile(args.config):
-        raise InvalidInputError(f'config file not found: {args.config}')
+        raise InvalidInputError(f'config file not found: {args.config}; pass a config file '
+                                'such as configs/sam/sam_r18-fpn3d_8xb6-20k_ct-2mm.py.')
     if not osp.isfile(args.checkpoint):
         raise InvalidInputError(f'checkpoint not found: {args.checkpoint} (working directory '
-                                f'{os.getcwd()})')
+                                f'{os.getcwd()}); pass the .pth file of tools/train.py.')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -129,13 +133,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from mmanat.registry import RUNNERS
     from mmanat.utils import register_all_modules, setup_distributed
-    from mmanat.utils.checkpoint import (allow_mmengine_checkpoint_globals, fit_state_dict,
+    from mmanat.utils.checkpoint import (allow_mmengine_checkpoint_globals, check_network_fits,
+                                         checkpoint_network, fit_state_dict,
                                          load_checkpoint_file, state_dict_of)
     register_all_modules(init_default_scope=False)
     allow_mmengine_checkpoint_globals()
     cfg = build_test_cfg(args)
-    # read the weights before the (slow) runner is built, so a bad file fails at once
-    state = state_dict_of(load_checkpoint_file(args.checkpoint), args.checkpoint)
+    # read the weights before the (slow) runner is built, so a bad file (or the checkpoint
+    # of another network) fails at once
+    ckpt = load_checkpoint_file(args.checkpoint)
+    state = state_dict_of(ckpt, args.checkpoint)
+    check_network_fits(args.checkpoint, checkpoint_network(ckpt, state), None, cfg=cfg,
+                       config_name=osp.splitext(osp.basename(args.config))[0],
+                       user='tools/test.py')
     setup_distributed(cfg, args.launcher)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model

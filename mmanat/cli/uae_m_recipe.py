@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 
+from .outputs import output_dir, output_file
 from .runner import checkout_root, command
 
 ROOT = checkout_root()
@@ -48,12 +49,16 @@ def parse_args(argv=None):
                    help='without --stage1: train stage 1 for this many iterations first')
     p.add_argument('--init', default=None,
                    help='weights stage-1 training starts from (e.g. checkpoints/sam_default.pth)')
-    p.add_argument('--stage1-config', default=STAGE1_CONFIG)
-    p.add_argument('--stage2-config', default=STAGE2_CONFIG)
+    p.add_argument('--stage1-config', default=STAGE1_CONFIG,
+                   help='config of stage 1 (intra-volume CT/MR training)')
+    p.add_argument('--stage2-config', default=STAGE2_CONFIG,
+                   help='config of stage 2 (inter-volume training on registered pairs)')
     p.add_argument('--rounds', type=int, default=2, help='register + retrain rounds')
     p.add_argument('--iters', type=int, default=150, help='stage-2 iterations per round')
-    p.add_argument('--train-subjects', type=int, default=8)
-    p.add_argument('--test-cases', type=int, default=3)
+    p.add_argument('--train-subjects', type=int, default=8,
+                   help='synthetic subjects to train on')
+    p.add_argument('--test-cases', type=int, default=3,
+                   help='synthetic CT/MR cases to evaluate registration on')
     p.add_argument('--spacing', type=float, default=4.0, help='synthetic subject voxel size')
     p.add_argument('--seed', type=int, default=7000, help='first training subject seed')
     p.add_argument('--test-seed', type=int, default=9000, help='first held-out subject seed')
@@ -70,9 +75,11 @@ def parse_args(argv=None):
     p.add_argument('--extra', nargs='+', default=[], metavar='NAME=CKPT',
                    help='more checkpoints to evaluate in the same table (e.g. a stage 2 '
                    'trained on perfectly aligned synthetic pairs)')
-    p.add_argument('--device', default=None)
-    p.add_argument('--work-dir', default=osp.join('work_dirs', 'uae_m_recipe'))
-    p.add_argument('--out', default=None, help='markdown report (default WORK_DIR/report.md)')
+    p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 (default: GPU if any)')
+    p.add_argument('--work-dir', default=osp.join('work_dirs', 'uae_m_recipe'), type=output_dir,
+                   help='where the stage runs and the report go')
+    p.add_argument('--out', default=None, type=output_file,
+                   help='markdown report (default WORK_DIR/report.md)')
     return p.parse_args(argv)
 
 

@@ -10,7 +10,8 @@ Every image comes back as a :class:`~mmanat.structures.MedicalImage`: the array 
 ``(z, y, x)`` / ``(y, x)``, the geometry (spacing, origin, direction) in ITK order ``(x, y, z)``
 and world coordinates in LPS millimetres. The modality (``modality=None``) follows the rule
 of :mod:`mmanat.fileio.modality`; DICOM specifics are in :mod:`mmanat.fileio.dicom`, the
-truncated-NIfTI check in :mod:`mmanat.fileio.nifti_check`.
+truncated-NIfTI check in :mod:`mmanat.fileio.nifti_check`, the geometry checks (spacing, origin,
+direction; NIfTI pixdim / qform / sform) that every read passes in :mod:`mmanat.fileio.geometry`.
 
 Writing (:func:`write_image`) always goes to a temporary name that is renamed onto the
 destination only when the write succeeded.
@@ -28,8 +29,10 @@ import numpy as np
 
 from ..structures.image import MedicalImage
 from ..utils.exceptions import InvalidInputError
-from .atomic import atomic_path
-from .dicom import FILE_TAGS, dicom_spacing_2d, read_dicom_series, to_monochrome2
+from .atomic import atomic_path, clean_folder_once, temp_prefix
+from .dicom import (FILE_TAGS, XR_DICOM_MODALITIES, dicom_spacing_2d, read_dicom_series,
+                    to_monochrome2)
+from .geometry import check_geometry, check_nifti_header
 from .formats import (BITMAP_EXTENSIONS, DICOM_EXTENSIONS, NIFTI_EXTENSIONS, PICTURE_EXTENSIONS,
                       READ_IMAGE_IO, SUPPORTED_EXTENSIONS, WRITE_IMAGE_IO, image_extension)
 from .modality import MODALITY_KEY, guess_modality, resolve_modality
@@ -57,6 +60,8 @@ def _read_file(path: str, ext: str):
     reader = sitk.ImageFileReader()
     reader.SetFileName(path)
     reader.SetImageIO(READ_IMAGE_IO[ext])
+    if ext in NIFTI_EXTENSIONS:
+        check_nifti_header(path)  # ITK silently repairs a zero / NaN pixdim to 1 mm
     try:
         reader.ReadImageInformation()
         img = reader.Execute()
@@ -150,8 +155,17 @@ def read_image(path: PathLike, modality: Optional[str] = None, ndim: Optional[in
             f'{path}: image is {d}D with size {size} (ITK order x, y, z, t); mmanat needs a '
             '3D volume: extract one time point or channel first, e.g. with SimpleITK '
             '`img[:, :, :, 0]`.')
+    check_geometry(path, spacing, origin, direction)  # every reader, every format
+    # a DICOM folder holding one picture (a radiograph) is a picture, not a 1-slice volume
+    picture = ext in PICTURE_EXTENSIONS or (ext == 'dicom-folder' and meta['num_files'] == 1)
+    if ndim == 3 and d == 3 and size[2] == 1 and picture and \
+            meta.get('dicom_modality', '').upper() in XR_DICOM_MODALITIES:
+        raise InvalidInputError(
+            f'{path}: holds one radiograph (DICOM modality {meta["dicom_modality"]}, size '
+            f'{size[:2]}), but a 3D volume is required; pass a CT/MR volume file or the folder '
+            'of a whole DICOM series (radiographs go to tools/extract_eve.py).')
     if comps > 1:
-        if ndim == 3 or (d == 3 and not (ext in PICTURE_EXTENSIONS and size[2] == 1)):
+        if ndim == 3 or (d == 3 and not (picture and size[2] == 1)):
             raise InvalidInputError(
                 f'{path}: image has {comps} components per voxel (vector/RGB image, size '
                 f'{size}); a scalar 3D volume is required: extract one component or convert '
@@ -159,8 +173,7 @@ def read_image(path: PathLike, modality: Optional[str] = None, ndim: Optional[in
         arr = _to_grey(arr)
         meta['converted_to_grey_from_components'] = comps
 
-    squeeze = d == 3 and size[2] == 1 and (ndim == 2 or
-                                           (ndim is None and ext in PICTURE_EXTENSIONS))
+    squeeze = d == 3 and size[2] == 1 and (ndim == 2 or (ndim is None and picture))
     if squeeze:
         arr = arr[0]
         sub = direction[:2, :2]
@@ -323,7 +336,8 @@ def _write_two_file(path: str, write) -> None:
     finally the header into place."""
     folder = osp.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    tmpdir = tempfile.mkdtemp(prefix='.tmp-write-', dir=folder)
+    clean_folder_once(folder)
+    tmpdir = tempfile.mkdtemp(prefix=temp_prefix('write'), dir=folder)
     try:
         write(osp.join(tmpdir, osp.basename(path)))
         header = osp.basename(path)

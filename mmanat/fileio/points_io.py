@@ -4,8 +4,9 @@ Formats (chosen by extension):
 
 * ``.csv``: header ``name,x,y,z`` (or ``name,x,y`` for 2D points); further columns are kept
   in :attr:`PointSet.extra` (numeric when every value parses as a number) and written back.
-  Lines starting with ``#`` are comments. The file carries no coordinate system: ``space``
-  says what it is.
+  Lines starting with ``#`` are comments. A file written in RAS declares it in a first line
+  ``# space = RAS`` (honoured on reading, like the Slicer formats' declaration); a file
+  without that line is in ``space`` (default LPS), so LPS files stay plain CSV.
 * ``.mrk.json``: 3D Slicer markups JSON. The file declares ``coordinateSystem`` (``LPS`` or
   ``RAS``): that declaration is honoured on reading, whatever ``space`` says; on writing it is
   set to ``space``.
@@ -21,7 +22,7 @@ import io
 import json
 import os
 import os.path as osp
-from typing import List, Union
+from typing import List, Optional, Union
 
 import numpy as np
 
@@ -67,19 +68,27 @@ def _float(value: str, path: str, what: str) -> float:
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise InvalidInputError(f'{path}: {what} value {value!r} is not a number.') from None
+        raise InvalidInputError(f'{path}: {what} value {value!r} is not a number; fix it '
+                                '(coordinates in world mm).') from None
     if not np.isfinite(out):
-        raise InvalidInputError(f'{path}: {what} value {value!r} is not finite.')
+        raise InvalidInputError(f'{path}: {what} value {value!r} is not finite; fix it '
+                                '(coordinates in world mm).')
     return out
 
 
 # ---------------------------------------------------------------------------------- CSV
 def _read_csv(path: str, space: str) -> PointSet:
     with open(path, newline='', encoding='utf-8-sig') as f:
-        lines = [ln for ln in f if ln.strip() and not ln.lstrip().startswith('#')]
+        text = f.readlines()
+    for ln in text:  # a "# space = RAS" declaration (written by _write_csv) wins
+        key, sep, value = ln.strip().lstrip('#').partition('=')
+        if ln.lstrip().startswith('#') and sep and key.strip().lower() == 'space':
+            space = _declared_space(value, path)
+    lines = [ln for ln in text if ln.strip() and not ln.lstrip().startswith('#')]
     rows = list(csv.reader(lines))
     if not rows:
-        raise InvalidInputError(f'{path}: point file is empty; expected a header name,x,y,z.')
+        raise InvalidInputError(f'{path}: point file is empty; add a header name,x,y,z and '
+                                'one row per point (world mm).')
     header = [h.strip() for h in rows[0]]
     low = [h.lower() for h in header]
     for col in ('x', 'y'):
@@ -112,6 +121,8 @@ def _write_csv(points: PointSet, space: str) -> str:
     xyz = points.xyz if points.xyz.shape[1] == 2 else points.in_space(space)
     axes = ['x', 'y', 'z'][:xyz.shape[1]]
     buf = io.StringIO()
+    if xyz.shape[1] == 3 and space != 'LPS':
+        buf.write(f'# space = {space}\n')
     writer = csv.writer(buf, lineterminator='\n')
     writer.writerow(['name'] + axes + list(points.extra))
     for i, name in enumerate(points.names):
@@ -235,16 +246,22 @@ def _write_fcsv(points: PointSet, space: str) -> str:
 
 
 # ---------------------------------------------------------------------------------- public
-def read_points(path: PathLike, space: str = 'LPS') -> PointSet:
+def read_points(path: PathLike, space: str = 'LPS', ndim: Optional[int] = None,
+                min_points: int = 0) -> PointSet:
     """Read named points (``.csv``, ``.mrk.json``, ``.fcsv``) into a :class:`PointSet` (LPS).
 
     Args:
         path: the point file.
-        space: ``'LPS'`` or ``'RAS'``, the convention of the coordinates in a ``.csv`` file.
-            Slicer files (``.mrk.json``, ``.fcsv``) declare their own system, which wins.
+        space: ``'LPS'`` or ``'RAS'``, the convention of the coordinates in a ``.csv`` file
+            without a ``# space =`` line. Slicer files (``.mrk.json``, ``.fcsv``) and CSV
+            files written in RAS declare their own system, which wins.
+        ndim: require 2D (``name,x,y``) or 3D points; ``None`` accepts both.
+        min_points: require at least this many points (e.g. 1 for a query file: a
+            header-only file is then an error, not an empty result).
 
     Raises:
-        InvalidInputError: missing file, unknown extension, malformed content.
+        InvalidInputError: missing file, unknown extension, malformed content, points of
+            another dimension than ``ndim``, fewer than ``min_points`` points.
     """
     path = os.fspath(path)
     space = check_space(space)
@@ -253,10 +270,22 @@ def read_points(path: PathLike, space: str = 'LPS') -> PointSet:
         raise InvalidInputError(
             f'{path}: point file not found (working directory {os.getcwd()}); check the path.')
     if fmt == '.csv':
-        return _read_csv(path, space)
-    if fmt == '.mrk.json':
-        return _read_mrk_json(path)
-    return _read_fcsv(path)
+        points = _read_csv(path, space)
+    elif fmt == '.mrk.json':
+        points = _read_mrk_json(path)
+    else:
+        points = _read_fcsv(path)
+    got = points.xyz.shape[1]
+    if ndim is not None and got != ndim:
+        raise InvalidInputError(
+            f'{path}: holds {got}D points ({"x, y" if got == 2 else "x, y, z"} columns) but '
+            f'{ndim}D points are required; ' + ('add a z column (world mm).' if ndim == 3 else
+                                                 'drop the z column.'))
+    if len(points) < min_points:
+        raise InvalidInputError(
+            f'{path}: holds {len(points)} point(s), at least {min_points} needed; add one row '
+            'per point under the header (name,x,y,z world mm).')
+    return points
 
 
 def write_points(points: PointSet, path: PathLike, space: str = 'LPS') -> str:

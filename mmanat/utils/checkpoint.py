@@ -4,6 +4,9 @@
   after checking a shipped one against its model zoo hash (:mod:`mmanat.utils.model_zoo`);
 * :func:`state_dict_of` takes the weights out of it (mmengine, plain or DDP-saved);
 * :func:`fit_state_dict` loads them into a model, naming every key that does not fit;
+* :func:`checkpoint_network` / :func:`check_network_fits`: what network a checkpoint holds
+  (its stored config's ``model.type``, the dimension of its convolutions) and the one check,
+  made before any model is built, that it is the network a task or a config needs;
 * :func:`state_dict_to_fp16` halves a state dict for publishing, keeping in float32 what
   float16 cannot hold.
 
@@ -19,7 +22,7 @@ unless it is itself on the list.
 import builtins
 import os
 import os.path as osp
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -77,7 +80,8 @@ def load_checkpoint_file(checkpoint: str) -> dict:
         raise InvalidInputError(
             f'{path}: cannot load the checkpoint ({type(err).__name__}: '
             f'{str(err).strip().splitlines()[0][:200] if str(err).strip() else ""}); it is '
-            'truncated, not a torch checkpoint, or holds objects outside the allow-list.'
+            'truncated, not a torch checkpoint, or holds objects outside the allow-list: '
+            're-download or re-save it, or pass another checkpoint.'
         ) from None
     if not isinstance(ckpt, dict):
         raise InvalidInputError(f'{path}: not a checkpoint (a {type(ckpt).__name__}, expected '
@@ -108,10 +112,45 @@ def state_dict_of(ckpt: dict, path: str) -> Dict[str, torch.Tensor]:
         state = ckpt
     state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not state:
-        raise InvalidInputError(f'{path}: the checkpoint holds no weights (no state_dict).')
+        raise InvalidInputError(f'{path}: the checkpoint holds no weights (no state_dict); pass '
+                                'a .pth file written by tools/train.py.')
     if all(k.startswith('module.') for k in state):  # saved from a DDP-wrapped model
         state = {k[len('module.'):]: v for k, v in state.items()}
     return state
+
+
+def state_dict_misfit(own: Dict[str, tuple], state: Dict[str, torch.Tensor]) -> tuple:
+    """Compare weight names and shapes: ``(missing, unexpected, mismatched)`` sorted key lists.
+
+    Args:
+        own: the model's key -> shape (``{k: tuple(v.shape) for k, v in model.state_dict()}``).
+        state: weights from :func:`state_dict_of`.
+    """
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state)
+                        if tuple(own[k]) != tuple(state[k].shape))
+    return missing, unexpected, mismatched
+
+
+def describe_misfit(own: Dict[str, tuple], state: Dict[str, torch.Tensor], missing: list,
+                    unexpected: list, mismatched: list) -> str:
+    """One text naming each kind of misfit (counted, the first few keys listed)."""
+
+    def listing(keys, n=8):
+        more = f' ... (+{len(keys) - n} more)' if len(keys) > n else ''
+        return ', '.join(keys[:n]) + more
+
+    parts = []
+    if missing:
+        parts.append(f'{len(missing)} missing key(s): {listing(missing)}')
+    if unexpected:
+        parts.append(f'{len(unexpected)} unexpected key(s): {listing(unexpected)}')
+    if mismatched:
+        shapes = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k])}' for k in mismatched]
+        parts.append(f'{len(mismatched)} shape mismatch(es) (checkpoint vs config): '
+                     f'{listing(shapes, 4)}')
+    return '; '.join(parts)
 
 
 def fit_state_dict(model: torch.nn.Module, state: Dict[str, torch.Tensor], path: str,
@@ -128,31 +167,123 @@ def fit_state_dict(model: torch.nn.Module, state: Dict[str, torch.Tensor], path:
         InvalidInputError: missing, unexpected or differently shaped keys (each kind counted
             and the first few named).
     """
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state)
-                        if tuple(own[k].shape) != tuple(state[k].shape))
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing, unexpected, mismatched = state_dict_misfit(own, state)
     if missing or unexpected or mismatched:
-
-        def listing(keys, n=8):
-            more = f' ... (+{len(keys) - n} more)' if len(keys) > n else ''
-            return ', '.join(keys[:n]) + more
-
-        parts = []
-        if missing:
-            parts.append(f'{len(missing)} missing key(s): {listing(missing)}')
-        if unexpected:
-            parts.append(f'{len(unexpected)} unexpected key(s): {listing(unexpected)}')
-        if mismatched:
-            shapes = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}'
-                      for k in mismatched]
-            parts.append(f'{len(mismatched)} shape mismatch(es) (checkpoint vs config): '
-                         f'{listing(shapes, 4)}')
         raise InvalidInputError(
             f'{path}: the checkpoint does not fit the config {config_name!r}: '
-            + '; '.join(parts) + '. Pass the config the checkpoint was trained with.')
+            + describe_misfit(own, state, missing, unexpected, mismatched)
+            + '. Pass the config the checkpoint was trained with.')
     model.load_state_dict(state, strict=True)
+
+
+# ------------------------------------------------------------------ network kind checks
+#: network kind -> what it is, and what to pass instead (for error messages)
+NETWORK_KINDS = {
+    '3d-embedding': ('a 3D dense anatomical embedding network (SAM / UAE)',
+                     'a SAM / UAE checkpoint, e.g. checkpoints/sam_default.pth (CT) or '
+                     'checkpoints/uae_m_default.pth (CT and MR)'),
+    '2d-embedding': ('a 2D radiograph embedding network (Adam / Eve)',
+                     'an Adam checkpoint, e.g. checkpoints/adam_default.pth'),
+    '2d-classifier': ('a 2D radiograph classifier (Adam fine-tuning)',
+                      'a classifier checkpoint written by tools/train.py with a classifier '
+                      'config'),
+}
+#: config ``model.type`` -> network kind
+MODEL_TYPE_KINDS = {'SAM': '3d-embedding', 'UAES': '3d-embedding', 'Adam': '2d-embedding',
+                    'RadiographClassifier': '2d-classifier'}
+
+
+def model_type_of(cfg) -> Optional[str]:
+    """``cfg.model.type`` of an mmengine config (or dict), ``None`` when it has none."""
+    model = cfg.get('model') if hasattr(cfg, 'get') else None
+    kind = model.get('type') if hasattr(model, 'get') else None
+    return kind if isinstance(kind, str) else None
+
+
+def spatial_dims_of(state: Dict[str, torch.Tensor]) -> Optional[int]:
+    """2 or 3: the spatial dimensions of the convolutions of a state dict (weights of 4 or 5
+    dimensions), ``None`` when it has no convolution."""
+    dims = {v.dim() for k, v in state.items() if k.endswith('weight') and v.dim() in (4, 5)}
+    if 5 in dims:
+        return 3
+    return 2 if 4 in dims else None
+
+
+def checkpoint_network(ckpt: dict, state: Dict[str, torch.Tensor]) -> dict:
+    """What network a loaded checkpoint holds, from its stored config and its weights.
+
+    Args:
+        ckpt: the dict from :func:`load_checkpoint_file`.
+        state: its weights (:func:`state_dict_of`).
+
+    Returns:
+        ``dict(type, kind, dims)``: the config's ``model.type`` (``None`` when the checkpoint
+        stores no readable config), its kind (a :data:`NETWORK_KINDS` key or ``None``) and
+        the spatial dimensions of its convolutions (2, 3 or ``None``).
+    """
+    meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
+    mtype = None
+    text = meta.get('cfg')
+    if text:
+        try:
+            from mmengine.config import Config
+            cfg = Config.fromstring(text, '.py') if isinstance(text, str) else Config(text)
+            mtype = model_type_of(cfg)
+        except Exception:  # noqa: BLE001 - an unreadable stored config: judge by the weights
+            mtype = None
+    return dict(type=mtype, kind=MODEL_TYPE_KINDS.get(mtype), dims=spatial_dims_of(state))
+
+
+def _network_text(net: dict) -> str:
+    if net.get('kind'):
+        text = NETWORK_KINDS[net['kind']][0]
+    elif net.get('dims'):
+        text = f'a network of {net["dims"]}D convolutions'
+    else:
+        text = 'an unknown network'
+    return text + (f' (model type {net["type"]})' if net.get('type') else '')
+
+
+def check_network_fits(path: str, found: dict, expect_kind: Optional[str] = None,
+                       cfg=None, config_name: str = '', user: str = 'this command') -> None:
+    """Refuse a checkpoint whose network is not the one the task or the config needs, before
+    any model is built.
+
+    Args:
+        path: the checkpoint file (for the message).
+        found: :func:`checkpoint_network` of it.
+        expect_kind: the :data:`NETWORK_KINDS` key the task needs (``None``: any).
+        cfg: the config the weights will be loaded into (``None``: not known yet); its
+            ``model.type`` must be of the checkpoint's kind, and its convolutions of the
+            same dimension.
+        config_name: the config's name (for the message).
+        user: who needs the network, e.g. ``'tools/match.py'`` (for the message).
+
+    Raises:
+        InvalidInputError: naming what the checkpoint holds, what was expected, and what to
+            pass instead.
+    """
+    got = _network_text(found)
+    if expect_kind is not None:
+        dims = int(expect_kind[0])
+        wrong = (found['kind'] is not None and found['kind'] != expect_kind) or \
+            (found['kind'] is None and found['dims'] is not None and found['dims'] != dims)
+        if wrong:
+            what, fix = NETWORK_KINDS[expect_kind]
+            raise InvalidInputError(f'{path}: the checkpoint holds {got}, but {user} needs '
+                                    f'{what}; pass {fix}.')
+    if cfg is None:
+        return
+    ctype = model_type_of(cfg)
+    ckind = MODEL_TYPE_KINDS.get(ctype)
+    cdims = int(ckind[0]) if ckind else None
+    if (found['kind'] and ckind and found['kind'] != ckind) or \
+            (found['dims'] and cdims and found['dims'] != cdims):
+        raise InvalidInputError(
+            f'{path}: the checkpoint holds {got}, but the config {config_name!r} builds '
+            f'{NETWORK_KINDS[ckind][0]} (model type {ctype}); pass the config the checkpoint '
+            'was trained with (or none: the one stored in the checkpoint is used).')
 
 
 #: largest finite float16 value

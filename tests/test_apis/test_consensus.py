@@ -84,7 +84,7 @@ def _err(res, truth):
 
 def test_consensus_recovers_a_known_affine(affine_case):
     tpl, tgt, q, truth = affine_case
-    direct = match(tpl, q, tgt)
+    direct = match(tpl, q, tgt, method='reference')
     cons = match(tpl, q, tgt, method='consensus', consensus_cfg=dict(n_points=1500))
     e_direct, e_cons = _err(direct, truth), _err(cons, truth)
     assert cons.method == 'consensus'
@@ -108,7 +108,7 @@ def test_consensus_recovers_a_known_affine(affine_case):
 
 def test_local_consensus_follows_a_smooth_deformation(smooth_case):
     tpl, tgt, q, truth = smooth_case
-    direct = match(tpl, q, tgt)
+    direct = match(tpl, q, tgt, method='reference')
     glob = match(tpl, q, tgt, method='consensus',
                  consensus_cfg=dict(n_points=1500, local_radius_mm=0.0))
     local = match(tpl, q, tgt, method='consensus',
@@ -157,7 +157,7 @@ def test_samples_lie_in_the_mask():
 @pytest.mark.parametrize('kwargs, msg', [
     (dict(method='nearest'), 'unknown matching method'),
     (dict(method='consensus', stable_points=True), 'exclude each other'),
-    (dict(consensus_cfg=dict(n_points=100)), "for method='consensus'"),
+    (dict(method='reference', consensus_cfg=dict(n_points=100)), "for method='consensus'"),
     (dict(method='consensus', consensus_cfg=dict(radius=3)), 'unknown consensus_cfg'),
     (dict(method='consensus', consensus_cfg=dict(n_points=2)), 'n_points'),
     (dict(method='consensus', consensus_cfg=dict(ransac_threshold_mm=0)), 'ransac'),
@@ -187,3 +187,12 @@ def test_benchmark_method_with_consensus():
                           match_method='consensus', consensus_cfg=dict(n_points=500))
     pred = method(tpl, q, moved(tpl, shift))
     assert np.linalg.norm(pred - (q + shift), axis=1).max() < 1.0
+
+
+def test_consensus_is_the_default_method(affine_case):
+    """Consensus wins the benchmarks, so it is what match() does unless told otherwise;
+    stable points (a refinement of the reference search) keep the reference search."""
+    tpl, tgt, q = affine_case[:3]
+    assert match(tpl, q[:3], tgt, consensus_cfg=dict(n_points=800)).method == 'consensus'
+    assert match(tpl, q[:3], tgt, stable_points=True).method == 'reference+stable_points'
+    assert match(tpl, q[:3], tgt, method='reference').method == 'reference'

@@ -81,7 +81,7 @@ def test_reference_similarity_matches_the_definition(template, template_maps, sh
     with grid_sample, independently of the implementation's separable upsampling)."""
     from mmanat.apis.search import sample_embeddings
     q = _queries(template, 20, 16.0, seed=3)
-    r = match(template_maps, q, shifted_maps, refine=False)
+    r = match(template_maps, q, shifted_maps, method='reference', refine=False)
     f = sample_embeddings(template_maps, q, 'fine')
     c = sample_embeddings(template_maps, q, 'coarse')
     F_at = sample_embeddings(shifted_maps, r.points, 'fine')  # exact voxel centres
@@ -160,7 +160,7 @@ def test_reoriented_target_with_other_geometry():
     lo = np.maximum(tpl.world_bounds()[0], tgt.world_bounds()[0]) + 8
     hi = np.minimum(tpl.world_bounds()[1], tgt.world_bounds()[1]) - 8
     q = np.random.default_rng(6).uniform(lo, hi, size=(100, 3))
-    r = match(a, q, b)
+    r = match(a, q, b, method='reference')
     assert np.linalg.norm(r.points - q, axis=1).mean() < 0.5
     # indices refer to the ORIGINAL (flipped) target grid
     np.testing.assert_allclose(r.index, tgt.world_to_index(r.points), atol=1e-9)
@@ -196,7 +196,7 @@ def test_stable_points_without_kept_pairs_fall_back_to_plain_match(template, tem
     q = _queries(template, 5, 20.0, seed=10)
     r = match(template_maps, q, shifted_maps, stable_points=True,
               stable_cfg=dict(score_thr=1.5))  # nothing can pass
-    plain = match(template_maps, q, shifted_maps)
+    plain = match(template_maps, q, shifted_maps, method='reference')
     assert np.all(r.extra['num_kept'] == 0)
     np.testing.assert_allclose(r.points, plain.points, atol=1e-9)
 

@@ -233,3 +233,31 @@ def test_scaled_nifti_is_not_mistaken_for_truncated(tmp_path):
         back = read_volume(tmp_path / name)
         # nibabel (i, j, k) = ITK (x, y, z): array[z, y, x] = data[x, y, z]
         np.testing.assert_allclose(back.array[3, 2, 1], 2.0 * (1 * 30 + 2 * 6 + 3) - 10.0)
+
+
+def test_check_geometry_is_the_one_check_of_every_reader():
+    from mmanat.fileio.geometry import check_geometry, nifti_header_problem
+    check_geometry('ok.nrrd', [1, 1, 2], [0, 0, 0], np.eye(3))
+    for spacing, origin, direction, what in [
+            ([1, 0, 2], [0, 0, 0], np.eye(3), 'spacing'),
+            ([1, np.nan, 2], [0, 0, 0], np.eye(3), 'spacing'),
+            ([1, 1, 1], [0, np.inf, 0], np.eye(3), 'origin'),
+            ([1, 1, 1], [0, 0, 0], np.zeros((3, 3)), 'direction'),
+            ([1, 1, 1], [0, 0, 0], np.full((3, 3), np.nan), 'direction')]:
+        msg = _raises(check_geometry, 'bad.nrrd', spacing, origin, direction)
+        assert msg.startswith('bad.nrrd: ') and what in msg and 'fix the header' in msg
+    assert nifti_header_problem(b'\0' * 10) is None  # not a NIfTI header: not judged here
+
+
+def test_nifti_pixdim_zero_or_nan_is_refused_not_read_as_1mm(tmp_path, oblique_volume):
+    import struct
+    src = write_image(oblique_volume, str(tmp_path / 'v.nii'), compress=False)
+    raw = bytearray(open(src, 'rb').read())
+    for name, value in (('zero', 0.0), ('nan', float('nan'))):
+        bad = bytearray(raw)
+        struct.pack_into('<f', bad, 80, value)  # pixdim[1] (nifti1.h: pixdim at byte 76)
+        path = tmp_path / f'{name}.nii.gz'
+        path.write_bytes(gzip.compress(bytes(bad)))
+        msg = _raises(read_image, path)
+        assert f'{name}.nii.gz: invalid NIfTI geometry' in msg and 'pixdim[1:4]' in msg
+    assert read_volume(src).spacing[0] == pytest.approx(oblique_volume.spacing[0])

@@ -31,11 +31,31 @@ def test_csv_round_trip_exact_with_extra_columns(tmp_path, space):
 def test_csv_space_conversion_on_disk(tmp_path):
     write_points(_points(), tmp_path / 'ras.csv', space='RAS')
     lines = (tmp_path / 'ras.csv').read_text().splitlines()
-    assert lines[0] == 'name,x,y,z,score,note'
-    assert lines[1].startswith('carina,-12.5,30.25,101.0,')
-    # read as LPS by mistake: x and y come out negated
-    wrong = read_points(tmp_path / 'ras.csv', space='LPS')
-    np.testing.assert_array_equal(wrong.xyz, XYZ * [-1, -1, 1])
+    assert lines[0] == '# space = RAS'  # the file records its convention
+    assert lines[1] == 'name,x,y,z,score,note'
+    assert lines[2].startswith('carina,-12.5,30.25,101.0,')
+    # the declaration wins over the reader's default: the LPS points come back unchanged
+    np.testing.assert_array_equal(read_points(tmp_path / 'ras.csv').xyz, XYZ)
+    np.testing.assert_array_equal(read_points(tmp_path / 'ras.csv', space='RAS').xyz, XYZ)
+    # an LPS file stays plain CSV (no declaration line)
+    write_points(_points(), tmp_path / 'lps.csv')
+    assert (tmp_path / 'lps.csv').read_text().startswith('name,x,y,z')
+    # a hand-written RAS file without the line is read in the space the caller names
+    body = '\n'.join(lines[1:]) + '\n'
+    (tmp_path / 'plain.csv').write_text(body)
+    np.testing.assert_array_equal(read_points(tmp_path / 'plain.csv', space='RAS').xyz, XYZ)
+    np.testing.assert_array_equal(read_points(tmp_path / 'plain.csv').xyz, XYZ * [-1, -1, 1])
+
+
+def test_read_points_dimension_and_count_requirements(tmp_path):
+    (tmp_path / 'p2.csv').write_text('name,x,y\na,1,2\n')
+    assert read_points(tmp_path / 'p2.csv').xyz.shape == (1, 2)
+    with pytest.raises(InvalidInputError, match='2D points .* 3D points are required; add a z'):
+        read_points(tmp_path / 'p2.csv', ndim=3)
+    (tmp_path / 'h.csv').write_text('name,x,y,z\n')
+    assert len(read_points(tmp_path / 'h.csv')) == 0
+    with pytest.raises(InvalidInputError, match='holds 0 point.*at least 1'):
+        read_points(tmp_path / 'h.csv', min_points=1)
 
 
 def test_csv_hand_written_with_comments_and_no_name(tmp_path):

@@ -64,3 +64,42 @@ def test_unreadable_files_are_refused_with_the_path(tmp_path):
     torch.save([torch.zeros(1)], str(listed))
     with pytest.raises(InvalidInputError, match='not a checkpoint'):
         load_checkpoint_file(str(listed))
+
+
+def test_checkpoint_network_from_stored_config_and_from_weights():
+    from mmanat.utils.checkpoint import checkpoint_network
+    conv3d = {'backbone.conv.weight': torch.zeros(4, 1, 3, 3, 3)}
+    conv2d = {'backbone.conv.weight': torch.zeros(4, 1, 3, 3)}
+    sam = checkpoint_network({'meta': {'cfg': "model = dict(type='SAM')\n"}}, conv3d)
+    assert sam == dict(type='SAM', kind='3d-embedding', dims=3)
+    adam = checkpoint_network({'meta': {'cfg': "model = dict(type='Adam')\n"}}, conv2d)
+    assert adam == dict(type='Adam', kind='2d-embedding', dims=2)
+    # no stored config: the convolutions say 2D or 3D
+    assert checkpoint_network({}, conv2d) == dict(type=None, kind=None, dims=2)
+    assert checkpoint_network({'meta': {'cfg': 'not python ('}}, {'w': torch.zeros(3)}) == \
+        dict(type=None, kind=None, dims=None)
+
+
+def test_check_network_fits_names_found_and_expected():
+    from mmengine.config import Config
+
+    from mmanat.utils.checkpoint import check_network_fits
+    adam = dict(type='Adam', kind='2d-embedding', dims=2)
+    with pytest.raises(InvalidInputError) as err:
+        check_network_fits('a.pth', adam, '3d-embedding', user='tools/match.py')
+    msg = str(err.value)
+    assert msg.startswith('a.pth: the checkpoint holds a 2D radiograph embedding network')
+    assert 'tools/match.py needs a 3D dense anatomical embedding network' in msg
+    assert 'checkpoints/sam_default.pth' in msg
+    # weights only (no stored config): judged by the dimension of the convolutions
+    with pytest.raises(InvalidInputError, match='2D convolutions'):
+        check_network_fits('w.pth', dict(type=None, kind=None, dims=2), '3d-embedding')
+    check_network_fits('w.pth', dict(type=None, kind=None, dims=3), '3d-embedding')
+    # against a config: SAM and UAE-S are one kind; Adam is not
+    uaes = Config(dict(model=dict(type='UAES')))
+    check_network_fits('s.pth', dict(type='SAM', kind='3d-embedding', dims=3), None, cfg=uaes)
+    with pytest.raises(InvalidInputError, match="config 'uae' builds a 3D .*model type UAES"):
+        check_network_fits('a.pth', adam, None, cfg=uaes, config_name='uae')
+    # unknown model types are not judged by kind
+    check_network_fits('x.pth', dict(type='Custom', kind=None, dims=None), '3d-embedding',
+                       cfg=Config(dict(model=dict(type='Other'))))

@@ -9,13 +9,14 @@
   cosine between the region's embedding and the mean of its 4 quadrant embeddings, against
   the same with 4 random patches (same size as a quadrant) from elsewhere in the image, not
   overlapping the region. Gap = quadrants - random.
-* A PCA plot (2D) of the landmark-patch embeddings coloured by landmark (--out-png).
+* A PCA plot (2D) of the landmark-patch embeddings coloured by landmark (--out-png, default
+  ``work_dirs/eve_properties/eve_pca.png`` of the checkout, never the current folder).
 
 Example::
 
     python tools/analysis/eve_properties.py \\
         --config configs/adam/adam_r18half-mlp_1xb32-cpu-350it_synthetic-cxr-64px.py \\
-        --checkpoint adam.pth --num-subjects 8 --out-png eve_pca.png
+        --checkpoint adam.pth --num-subjects 8 --out-dir work_dirs/eve_properties
 
 Subjects are the synthetic subjects ``base_seed .. base_seed + N - 1`` (default seeds start
 at 1000, outside the training config's seeds 0-127). --random-init gives the untrained
@@ -30,6 +31,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from mmanat.cli.outputs import output_dir, output_file  # noqa: E402
+from mmanat.cli.runner import run  # noqa: E402
 from mmanat.evaluation.eve_properties import (composition_cosine, locality,  # noqa: E402,F401
                                               measure_eve_properties, region_layout)
 
@@ -43,8 +46,8 @@ def parse_args(argv=None):
     g.add_argument('--checkpoint', default=None, help='trained Adam checkpoint (.pth); '
                    'default: the shipped checkpoints/adam_default.pth')
     g.add_argument('--random-init', action='store_true', help='random weights (baseline)')
-    p.add_argument('--num-subjects', type=int, default=6)
-    p.add_argument('--base-seed', type=int, default=1000)
+    p.add_argument('--num-subjects', type=int, default=6, help='synthetic subjects (>= 2)')
+    p.add_argument('--base-seed', type=int, default=1000, help='seed of the first subject')
     p.add_argument('--img-size', type=int, default=96, help='radiograph side in pixels')
     p.add_argument('--spacing', type=float, default=4.0, help='synthetic CT voxel size (mm)')
     p.add_argument('--patch-size', type=int, default=24, help='landmark patch side (pixels)')
@@ -53,9 +56,13 @@ def parse_args(argv=None):
     p.add_argument('--regions', type=int, default=8, help='compositionality regions/subject')
     p.add_argument('--seed', type=int, default=0, help='seed of the random regions')
     p.add_argument('--cache-dir', default=None, help='cache folder for rendered radiographs')
-    p.add_argument('--out-png', default='eve_pca.png', help='PCA plot')
-    p.add_argument('--out-json', default=None, help='also write the numbers as JSON')
-    p.add_argument('--device', default=None)
+    p.add_argument('--out-dir', default=osp.join(ROOT, 'work_dirs', 'eve_properties'),
+                   type=output_dir, help='folder of the outputs')
+    p.add_argument('--out-png', default=None, type=output_file,
+                   help='PCA plot (default: OUT_DIR/eve_pca.png)')
+    p.add_argument('--out-json', default=None, type=output_file,
+                   help='also write the numbers as JSON')
+    p.add_argument('--device', default=None, help='cpu, cuda (default: GPU if any)')
     return p.parse_args(argv)
 
 
@@ -89,7 +96,14 @@ def pca_plot(embs, labels, names, path, title):
 
 
 def main(argv=None) -> int:
+    """Measure and report; errors are one ``error:`` line (exit code 2)."""
+    return run(_main, argv)
+
+
+def _main(argv=None) -> int:
     args = parse_args(argv)
+    if args.out_png is None:
+        args.out_png = osp.join(args.out_dir, 'eve_pca.png')
     from mmanat.apis import eve_norm_params, init_model
     from mmanat.datasets.synthetic_radiograph_dataset import SyntheticRadiographDataset
     from mmanat.utils.exceptions import InvalidInputError
@@ -103,7 +117,8 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)  # reproducible random-init baseline
     from mmanat.utils.model_zoo import resolve_checkpoint
     args.checkpoint = resolve_checkpoint(args.checkpoint, args.random_init, args.config, 'adam')
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    model = init_model(args.config, args.checkpoint, device=args.device, expect='2d-embedding',
+                       user='tools/analysis/eve_properties.py')
     norm = eve_norm_params(getattr(model, 'cfg', None))
     size = int(args.size or norm['size'])
     ds = SyntheticRadiographDataset(num_samples=args.num_subjects, base_seed=args.base_seed,
@@ -136,11 +151,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except Exception as err:  # noqa: BLE001
-        from mmanat.utils.exceptions import InvalidInputError
-        if isinstance(err, InvalidInputError):
-            print(f'error: {err}', file=sys.stderr)
-            sys.exit(2)
-        raise
+    sys.exit(main())
