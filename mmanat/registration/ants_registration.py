@@ -29,6 +29,7 @@ metric's sums are reduced in varying order, and the optimiser may stop at anothe
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import sys
 import tempfile
@@ -248,6 +249,28 @@ class AntsRegistrationResult:
         self.close()
 
 
+@contextmanager
+def _ants_seed(ants, seed: int):
+    """Give ``ants.registration`` the metric-sampling seed, whichever ANTsPy this is.
+
+    ANTsPy up to 0.5 takes ``random_seed=`` as an argument; 0.6 ignores that argument and
+    reads ``ants.config._random_seed`` instead. Its public setter
+    (``ants.config.set_ants_deterministic``) also reseeds numpy and Python globally and
+    changes the thread variable, so the attribute is set for this call only and restored.
+    """
+    config = getattr(ants, 'config', None)
+    if 'random_seed' in inspect.signature(ants.registration).parameters or \
+            not hasattr(config, '_random_seed'):
+        yield dict(random_seed=seed)
+        return
+    previous = config._random_seed
+    config._random_seed = seed
+    try:
+        yield {}
+    finally:
+        config._random_seed = previous
+
+
 def register_ants(template: MedicalImage, target: MedicalImage, transform: str = 'Affine',
                   preset: str = 'default', **overrides) -> AntsRegistrationResult:
     """ANTs registration of ``template`` (fixed) to ``target`` (moving), Mattes MI.
@@ -283,14 +306,15 @@ def register_ants(template: MedicalImage, target: MedicalImage, transform: str =
         moving = to_ants(prepare_for_registration(target, cfg['spacing'], 'ANTs'), ants)
         workdir = tempfile.TemporaryDirectory(prefix='mmanat_ants_')
         try:
-            reg = ants.registration(
-            fixed, moving, type_of_transform=transform,
-                outprefix=os.path.join(workdir.name, 'reg_'),
-                aff_iterations=tuple(int(v) for v in cfg['aff_iterations']),
-                aff_shrink_factors=tuple(int(v) for v in cfg['aff_shrink_factors']),
-                aff_smoothing_sigmas=tuple(cfg['aff_smoothing_sigmas']),
-                reg_iterations=tuple(int(v) for v in cfg['reg_iterations']),
-                random_seed=int(cfg['seed']), **{k: cfg[k] for k in keys})
+            with _ants_seed(ants, int(cfg['seed'])) as seed_kwargs:
+                reg = ants.registration(
+                    fixed, moving, type_of_transform=transform,
+                    outprefix=os.path.join(workdir.name, 'reg_'),
+                    aff_iterations=tuple(int(v) for v in cfg['aff_iterations']),
+                    aff_shrink_factors=tuple(int(v) for v in cfg['aff_shrink_factors']),
+                    aff_smoothing_sigmas=tuple(cfg['aff_smoothing_sigmas']),
+                    reg_iterations=tuple(int(v) for v in cfg['reg_iterations']),
+                    **seed_kwargs, **{k: cfg[k] for k in keys})
         except BaseException:
             workdir.cleanup()
             raise
