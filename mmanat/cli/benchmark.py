@@ -16,11 +16,17 @@ Benchmarks (``--only`` picks some):
   scored with CPM@Radius, CPM@10mm and MED by the lesion-tracking evaluator.
 * ``speed``: embedding time / peak memory vs volume size, matching time vs number of points
   (needs ``--config``).
+* ``xray``: chest radiographs (2D), two tables: one-shot landmark detection across synthetic
+  subjects (one annotated template radiograph, other subjects as targets, the landmarks inside
+  both), and the real sample radiograph (``data/samples/xray/RG1_UNCR.dcm``) against known
+  random 2D deformations of itself (affine + smooth displacement, field-of-view cut, exposure
+  change), points sampled inside the body.
 
 Methods: identity, SimpleITK affine and affine + B-spline registration (Mattes MI), ANTs
 affine and SyN (optional extra ``pip install -e '.[ants]'``; without it their rows say
 "antspyx not installed"), and each model given by ``--config`` / ``--checkpoint`` (naive,
-stable-points and consensus matching).
+stable-points and consensus matching). A model runs on the cases of its kind only: 3D models on
+the volume benchmarks, 2D models (the 2D SAM) on ``xray``; elsewhere their rows say so.
 
 Examples::
 
@@ -40,7 +46,8 @@ from .runner import checkout_root, command
 
 ROOT = checkout_root()
 
-BENCHMARKS = ('deformation', 'cross_subject', 'real_landmarks', 'lesion_tracking', 'speed')
+BENCHMARKS = ('deformation', 'cross_subject', 'real_landmarks', 'lesion_tracking', 'speed',
+              'xray')
 
 SETTINGS = {
     'quick': dict(
@@ -48,12 +55,16 @@ SETTINGS = {
         cross_subject=dict(n_pairs=1, spacing=4.0),
         lesion_tracking=dict(n_cases=2, spacing=3.0),
         speed=dict(sizes=(48, 64, 96), n_points=(1, 10, 100), repeats=1),
+        xray=dict(n_templates=1, n_targets=4, spacing=2.0, n_deformations=2, n_points=30,
+                  real_spacing=2.0),
         preset='quick'),
     'full': dict(
         deformation=dict(n_per_image=3, n_points=100, spacing=2.0),
         cross_subject=dict(n_pairs=3, spacing=2.0),
         lesion_tracking=dict(n_cases=6, spacing=2.0),
         speed=dict(sizes=(64, 96, 128, 160), n_points=(1, 10, 100, 1000, 10000), repeats=2),
+        xray=dict(n_templates=2, n_targets=6, spacing=2.0, n_deformations=4, n_points=100,
+                  real_spacing=1.0),
         preset='default'),
 }
 
@@ -76,7 +87,8 @@ def parse_args(argv=None):
                    help='baseline methods to run (default: identity sitk_affine sitk_bspline '
                    'ants_affine ants_syn; none: just the flag)')
     p.add_argument('--data-dir', default=osp.join(ROOT, 'data', 'samples'),
-                   help='folder of the real sample data (ct/lung1.nrrd, ct/lung2.nrrd)')
+                   help='folder of the real sample data (ct/lung1.nrrd, ct/lung2.nrrd, '
+                   'xray/RG1_UNCR.dcm)')
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'benchmark'),
                    help='where the lesion-tracking images, test.json and predictions go')
     p.add_argument('--seed', type=int, default=0,
@@ -126,7 +138,8 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
         device (str, optional): device of the models.
         baseline_names (list[str], optional): baseline methods (default: all five; the ANTs
             ones give rows saying "antspyx not installed" when it is absent).
-        data_dir (str): folder of the real sample data (``ct/lung1.nrrd``, ``ct/lung2.nrrd``).
+        data_dir (str): folder of the real sample data (``ct/lung1.nrrd``, ``ct/lung2.nrrd``,
+            ``xray/RG1_UNCR.dcm``).
         work_dir (str): where the lesion-tracking images, test.json and predictions go.
         seed (int): seed of the synthetic cases.
         out (str): markdown report.
@@ -146,7 +159,7 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
     settings = SETTINGS['quick' if quick else 'full']
     methods = baselines.default_baselines(quick=quick, names=baseline_names)
     skipped, tables = [], []
-    model_methods, models = [], []
+    model_methods = []
     if configs:
         if checkpoints and len(checkpoints) != len(configs):
             raise InvalidInputError(f'give one --checkpoint per --config ({len(configs)} '
@@ -154,8 +167,6 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
         try:
             model_methods = br.mmanat_methods(configs, checkpoints, model_names,
                                               device=device)
-            models = [m.model for m in model_methods if not m.stable_points
-                      and m.match_method != 'consensus']
         except (ImportError, InvalidInputError) as err:
             skipped.append(f'mmanat models: could not be loaded ({err})')
             log(f'[skip] mmanat models: {err}')
@@ -214,19 +225,27 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
         else:
             skipped.append('lesion_tracking: no synthetic subject had a lesion in view')
 
+    if 'xray' in wanted:
+        run_xray(data_dir, methods, settings['xray'], seed, tables, skipped)
+
     if 'speed' in wanted:
-        if not models:
+        naive = [m for m in model_methods if not m.stable_points
+                 and m.match_method != 'consensus']
+        volume_models = [m for m in naive if m.image_ndim == 3]
+        if not naive:
             msg = ('speed: needs an mmanat model (--config [--checkpoint]); the embedding and '
                    'matching timings are of a model, not of the baselines')
             skipped.append(msg)
             log(f'[skip] {msg}')
-        else:
-            for model, name in zip(models, [m.name for m in model_methods
-                                            if not m.stable_points
-                                            and m.match_method != 'consensus']):
-                for t in br.run_speed_benchmark(model, log=log, **settings['speed']):
-                    t.title += f' - {name}'
-                    tables.append(t)
+        elif len(volume_models) < len(naive):
+            msg = ('speed: measured on volumes; not timed: the 2D model(s) '
+                   f'{", ".join(m.name for m in naive if m.image_ndim != 3)}')
+            skipped.append(msg)
+            log(f'[skip] {msg}')
+        for m in volume_models:
+            for t in br.run_speed_benchmark(m.model, log=log, **settings['speed']):
+                t.title += f' - {m.name}'
+                tables.append(t)
 
     total = time.perf_counter() - t_start
     info = br.machine_info()
@@ -269,3 +288,59 @@ def run_real_landmarks(data_dir, methods, tables, skipped) -> None:
         'resolution (0.6 x 0.6 x 5 mm). The rules work per 5 mm slice, so the ground truth '
         'itself is uncertain by up to about 2.5 mm in z.')
     tables.append(table)
+
+
+def run_xray(data_dir, methods, settings, seed, tables, skipped) -> None:
+    """Benchmark ``xray``: two tables (appended to ``tables``; a note to ``skipped`` when the
+    real radiograph is missing): synthetic subjects, one template against several targets, and
+    the real sample radiograph against known random deformations of itself."""
+    from mmanat.evaluation import benchmark as br, cases as cs
+    t0 = time.perf_counter()
+    cases = cs.xray_cross_subject_cases(n_templates=settings['n_templates'],
+                                        n_targets=settings['n_targets'],
+                                        spacing=settings['spacing'], seed=seed)
+    log(f'[xray] {len(cases)} synthetic cases generated in {time.perf_counter() - t0:.1f} s')
+    table = br.run_landmark_benchmark(
+        'xray_cross_subject', 'Chest X-ray: one-shot landmarks across synthetic subjects',
+        cases, methods, log=log)
+    z0, z1 = cs.XRAY_Z_RANGE
+    table.notes.append(
+        f'{settings["n_templates"]} annotated template radiograph(s) x '
+        f'{settings["n_targets"]} target subjects at {settings["spacing"]} mm pixels '
+        f'(synthetic subjects projected over {z0:g}-{z1:g} mm above the pelvic floor, '
+        f'parallel beam); points = the named landmarks inside both radiographs '
+        f'({min(len(c.names) for c in cases)}-{max(len(c.names) for c in cases)} per case). '
+        'Projected landmarks can overlap anatomy in front of or behind them.')
+    tables.append(table)
+
+    path = osp.join(data_dir, 'xray', 'RG1_UNCR.dcm')
+    if not osp.isfile(path):
+        msg = (f'xray: real radiograph missing ({path}); run `python tools/fetch_sample_data.py`'
+               ' first')
+        skipped.append(msg)
+        log(f'[skip] {msg}')
+        return
+    from mmanat.fileio import read_xray
+    t0 = time.perf_counter()
+    image = read_xray(path)
+    cases = cs.xray_deformation_cases(image, n_cases=settings['n_deformations'],
+                                      n_points=settings['n_points'],
+                                      spacing=settings['real_spacing'], seed=seed,
+                                      name=osp.splitext(osp.basename(path))[0])
+    log(f'[xray] {len(cases)} deformation cases generated in {time.perf_counter() - t0:.1f} s')
+    table = br.run_landmark_benchmark(
+        'xray_deformation', 'Chest X-ray: synthetic deformation of the real radiograph',
+        cases, methods, log=log)
+    table.notes.append(
+        f'{len(cases)} cases of {osp.basename(path)} at {settings["real_spacing"]} mm: random '
+        'in-plane rotation (<= 8 deg), scaling (<= 8 %), translation (<= 10 mm) and a smooth '
+        'displacement field (<= 8 mm), field-of-view cut, exposure change (gamma, uneven '
+        'exposure, noise); points sampled inside the body (the mask of '
+        'mmanat.evaluation.cases.radiograph_body_mask).')
+    if not image.meta.get('spacing_known', True):
+        table.notes.append(
+            f'{osp.basename(path)} stores no usable pixel spacing: read_xray counts its pixels '
+            'as 1 mm (as tools/match.py does), so the mm of this table are nominal, one per '
+            'original pixel, not physical millimetres.')
+    tables.append(table)
+

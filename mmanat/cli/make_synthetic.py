@@ -8,13 +8,19 @@
 Per subject ``DIR/subject_XXXX/``:
 
 * ``labels.nii.gz``: int16 label map (structure table: ``mmanat.datasets.synthetic.anatomy``),
-* ``landmarks.csv``: ``name,x,y,z`` world LPS mm,
+* ``landmarks.csv``: ``name,x,y,z,inside``: world LPS mm; ``inside`` 1 when the landmark lies
+  in the volume's field of view, 0 when it lies outside (above the top slice, ...),
 * ``lesions.csv``: ``id,x,y,z,radius_mm,organ`` (header only when there are none),
 * ``ct.nii.gz`` (int16 HU), ``mr.nii.gz`` (int16, arbitrary units ~0..1000) when asked for,
 * ``xray.nii.gz`` (float32 in [0, 1], 2D geometry: spacing (x, z) mm, origin = (x, z) of the
   top-left pixel, direction [[1, 0], [0, -1]]), ``xray.png`` (uint8, same pixels) and
-  ``xray_landmarks.csv`` (``name,x,y,column,row``: x, y in the radiograph's 2D world mm,
-  i.e. world x and z; column/row: pixel indices) when ``xray`` is asked for.
+  ``xray_landmarks.csv`` (``name,x,y,column,row,inside``: x, y in the radiograph's 2D world
+  mm, i.e. world x and z; column/row: pixel indices; ``inside`` 1 when the landmark lies
+  inside the image and its anatomy was in the projected volume, 0 otherwise, e.g. above the
+  top row) when ``xray`` is asked for.
+
+The ``inside`` flags come from :func:`mmanat.datasets.synthetic.landmarks_inside`; readers
+get them as ``read_points(path).extra['inside']`` (floats 1.0 / 0.0).
 
 ``DIR/index.csv`` lists every subject and its files (paths relative to ``DIR``). Subject ``i``
 uses seed ``--seed + i``: the output is identical for the same arguments whatever
@@ -86,8 +92,9 @@ def _csv_text(header, rows):
 def make_subject(task):
     """Generate, render and write one subject; returns its ``index.csv`` row (a dict)."""
     index, seed, out_dir, opts = task
-    from mmanat.datasets.synthetic import (STRUCTURE_BY_NAME, generate_subject, render_ct,
-                                           render_mr, render_xray)
+    from mmanat.datasets.synthetic import (STRUCTURE_BY_NAME, generate_subject,
+                                           landmarks_inside, render_ct, render_mr,
+                                           render_xray)
     from mmanat.fileio import write_image, write_points
     from mmanat.structures import PointSet
 
@@ -107,7 +114,9 @@ def make_subject(task):
                num_lesions=len(subj.lesions),
                landmarks_in_fov=int(np.sum(subj.landmarks.extra['in_fov'])))
     write_image(subj.labels, osp.join(folder, 'labels.nii.gz'))
-    write_points(PointSet(subj.landmarks.xyz, subj.landmarks.names),
+    inside = landmarks_inside(subj.labels, subj.landmarks)
+    write_points(PointSet(subj.landmarks.xyz, subj.landmarks.names,
+                          extra={'inside': inside.astype(int).tolist()}),
                  osp.join(folder, 'landmarks.csv'))
     lesion_rows = [[k, *[repr(float(v)) for v in c], repr(float(r)),
                     subj.meta['lesion_organs'][k]] for k, (c, r) in enumerate(subj.lesions)]
@@ -139,9 +148,11 @@ def make_subject(task):
         png = xr.with_array(np.round(xr.array * 255.0).astype(np.uint8))
         write_image(png, osp.join(folder, 'xray.png'))
         colrow = xr.world_to_index(pts2d.xyz)
+        inside2d = landmarks_inside(xr, pts2d)
         write_points(PointSet(pts2d.xyz, pts2d.names,
                               extra={'column': colrow[:, 0].tolist(),
-                                     'row': colrow[:, 1].tolist()}),
+                                     'row': colrow[:, 1].tolist(),
+                                     'inside': inside2d.astype(int).tolist()}),
                      osp.join(folder, 'xray_landmarks.csv'))
         row.update(xray_png=f'{sid}/xray.png', xray_nii=f'{sid}/xray.nii.gz',
                    xray_landmarks=f'{sid}/xray_landmarks.csv')

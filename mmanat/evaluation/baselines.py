@@ -19,7 +19,9 @@ image, so the estimated transform maps a template point directly to the predicte
 
 Every method object is a callable ``method(template, points_mm, target) -> (N, 3) predicted
 target points (world LPS mm)`` with a ``name``; :class:`RegistrationResult` also keeps the wall
-time of the registration.
+time of the registration. Identity and the SimpleITK methods also take 2D images (radiographs)
+with ``(N, 2)`` points; the ANTs methods are 3D only (``image_ndim = 3``: the benchmark runners
+give them a row saying so on 2D cases).
 """
 from __future__ import annotations
 
@@ -91,7 +93,8 @@ class SitkBSplineFromIdentityMethod(SitkAffineMethod):
     def register(self, template, target) -> RegistrationResult:
         import SimpleITK as sitk
         t0 = time.perf_counter()
-        composite, info = refine_bspline(template, target, sitk.AffineTransform(3),
+        composite, info = refine_bspline(template, target,
+                                         sitk.AffineTransform(template.ndim),
                                          self.preset, **self.overrides)
         return RegistrationResult(composite, time.perf_counter() - t0, info['metric'],
                                   {'bspline': info['stop'], 'mesh': info['mesh']})
@@ -110,6 +113,8 @@ class AntsAffineMethod:
 
     name = 'ants_affine'
     transform = 'Affine'
+    #: volumes only (the point mapping of :class:`AntsRegistrationResult` is 3D)
+    image_ndim = 3
 
     def __init__(self, preset: str = 'default', **overrides):
         ants_config(preset, **overrides)  # fail early on a bad preset or option

@@ -17,7 +17,7 @@ def prepare_for_registration(image: MedicalImage, spacing: Optional[float],
     (metal, air outside the scanner); SimpleITK and ANTs get the same input this way.
 
     Args:
-        image: a 3D image.
+        image: a 3D volume or a 2D image (radiograph).
         spacing: isotropic spacing (mm) to resample to; ``None`` keeps the grid (also when
             the spacing is already within 5 %).
         engine: the name used in the error message.
@@ -26,12 +26,13 @@ def prepare_for_registration(image: MedicalImage, spacing: Optional[float],
         The prepared image (same world geometry, possibly another grid).
 
     Raises:
-        InvalidInputError: the image is not 3D.
+        InvalidInputError: the image is neither 3D nor 2D.
     """
     from ..structures.resample import resample_to_spacing
-    if image.ndim != 3:
+    if image.ndim not in (2, 3):
         raise InvalidInputError(
-            f'{image.path or "<in-memory image>"}: {engine} registration needs 3D volumes.')
+            f'{image.path or "<in-memory image>"}: {engine} registration needs 3D volumes or '
+            f'2D images, got {image.ndim} dimensions.')
     img = image
     if spacing is not None and not np.allclose(image.spacing, spacing, rtol=0.05):
         img = resample_to_spacing(image.with_array(image.array.astype(np.float32)), spacing)

@@ -12,6 +12,10 @@ Direction of the transforms: ITK registration estimates ``T`` mapping points of 
 image's space into the *moving* image's space. ``template`` is the fixed image and ``target``
 the moving one, so ``T.TransformPoint(template_point_mm)`` is directly the corresponding
 target point (world LPS mm, ``(x, y, z)``).
+
+Every function works on 2D images (radiographs) as well: template and target must then both
+be 2D, the transforms are 2D (``AffineTransform(2)``, a 2D B-spline) and points are ``(N, 2)``
+world mm.
 """
 from __future__ import annotations
 
@@ -64,7 +68,8 @@ class RegistrationResult:
     info: Dict = field(default_factory=dict)
 
     def map_points(self, points_mm) -> np.ndarray:
-        """Map ``(N, 3)`` template points (world mm) to the target (world mm)."""
+        """Map ``(N, 3)`` (2D images: ``(N, 2)``) template points (world mm) to the target
+        (world mm)."""
         return transform_points(self.transform, points_mm)
 
 
@@ -100,6 +105,16 @@ def transform_points(transform, points_mm) -> np.ndarray:
 def _prepare(image: MedicalImage, spacing: Optional[float]):
     """:func:`prepare_for_registration`, as a SimpleITK image."""
     return prepare_for_registration(image, spacing, engine='SimpleITK').to_sitk()
+
+
+def _prepare_pair(template: MedicalImage, target: MedicalImage, spacing: Optional[float]):
+    """Both images prepared (:func:`_prepare`); they must have the same dimension."""
+    if template.ndim != target.ndim:
+        raise InvalidInputError(
+            f'cannot register a {target.ndim}D target ({target.path or "<in-memory image>"}) '
+            f'to a {template.ndim}D template ({template.path or "<in-memory image>"}); give '
+            'two volumes or two 2D images.')
+    return _prepare(template, spacing), _prepare(target, spacing)
 
 
 def _method(cfg, sampling_percentage):
@@ -156,7 +171,8 @@ def _affine_stage(fixed, moving, cfg):
     mode = cfg.get('init', 'geometry')
     if mode not in init_mode:
         raise InvalidInputError(f'init must be "geometry" or "moments", got {mode!r}.')
-    initial = sitk.CenteredTransformInitializer(fixed, moving, sitk.AffineTransform(3),
+    initial = sitk.CenteredTransformInitializer(fixed, moving,
+                                                sitk.AffineTransform(fixed.GetDimension()),
                                                 init_mode[mode])
     reg = _method(cfg, cfg['sampling_percentage'])
     reg.SetOptimizerAsRegularStepGradientDescent(
@@ -174,8 +190,8 @@ def register_affine(template: MedicalImage, target: MedicalImage, preset: str = 
     """Affine registration (Mattes MI, multi-resolution, centred initialisation).
 
     Args:
-        template: the image whose points are to be found (fixed image).
-        target: the image to find them in (moving image).
+        template: the image whose points are to be found (fixed image; 3D or 2D).
+        target: the image to find them in (moving image; same dimension).
         preset: ``'default'`` (2 mm, 3 levels) or ``'quick'`` (4 mm, 2 levels).
         **overrides: any key of :data:`PRESETS` (``spacing``, ``shrink_factors``,
             ``smoothing_sigmas``, ``sampling_percentage``, ``affine_iterations``, ...),
@@ -188,7 +204,7 @@ def register_affine(template: MedicalImage, target: MedicalImage, preset: str = 
     """
     cfg = registration_config(preset, **overrides)
     t0 = time.perf_counter()
-    fixed, moving = _prepare(template, cfg['spacing']), _prepare(target, cfg['spacing'])
+    fixed, moving = _prepare_pair(template, target, cfg['spacing'])
     affine, reg = _affine_stage(fixed, moving, cfg)
     return RegistrationResult(affine, time.perf_counter() - t0, reg.GetMetricValue(),
                               {'affine': reg.GetOptimizerStopConditionDescription()})
@@ -203,8 +219,8 @@ def register_bspline(template: MedicalImage, target: MedicalImage, preset: str =
     template (fixed) space, the affine then carries the point into the target.
 
     Args:
-        template: the fixed image (3D).
-        target: the moving image (3D).
+        template: the fixed image (3D or 2D).
+        target: the moving image (same dimension).
         preset, **overrides: see :func:`registration_config`.
 
     Returns:
@@ -212,7 +228,7 @@ def register_bspline(template: MedicalImage, target: MedicalImage, preset: str =
     """
     cfg = registration_config(preset, **overrides)
     t0 = time.perf_counter()
-    fixed, moving = _prepare(template, cfg['spacing']), _prepare(target, cfg['spacing'])
+    fixed, moving = _prepare_pair(template, target, cfg['spacing'])
     affine, reg_a = _affine_stage(fixed, moving, cfg)
     composite, reg, mesh = _bspline_stage(fixed, moving, affine, cfg)
     return RegistrationResult(composite, time.perf_counter() - t0, reg.GetMetricValue(),
@@ -248,16 +264,17 @@ def refine_bspline(template: MedicalImage, target: MedicalImage, initial_affine,
     mapping template points to the target), with the set-up of :func:`register_bspline`.
 
     Args:
-        template: the fixed image (3D).
-        target: the moving image (3D).
-        initial_affine: ``SimpleITK.AffineTransform`` template -> target world points.
+        template: the fixed image (3D or 2D).
+        target: the moving image (same dimension).
+        initial_affine: ``SimpleITK.AffineTransform`` (of that dimension) template -> target
+            world points.
         preset, **overrides: see :func:`registration_config`.
 
     Returns:
         ``(composite transform affine(bspline(x)), info dict)``.
     """
     cfg = registration_config(preset, **overrides)
-    fixed, moving = _prepare(template, cfg['spacing']), _prepare(target, cfg['spacing'])
+    fixed, moving = _prepare_pair(template, target, cfg['spacing'])
     composite, reg, mesh = _bspline_stage(fixed, moving, initial_affine, cfg)
     return composite, dict(metric=float(reg.GetMetricValue()), mesh=mesh,
                            stop=reg.GetOptimizerStopConditionDescription())
@@ -267,14 +284,14 @@ def affine_to_sitk(matrix: np.ndarray, translation: np.ndarray):
     """A ``SimpleITK.AffineTransform`` (centre at the origin) for ``p -> matrix @ p + t``.
 
     Args:
-        matrix: ``(3, 3)`` linear part.
-        translation: ``(3,)`` translation (mm).
+        matrix: ``(3, 3)`` linear part (``(2, 2)`` for 2D images).
+        translation: ``(3,)`` (``(2,)``) translation (mm).
 
     Returns:
-        ``SimpleITK.AffineTransform(3)``.
+        ``SimpleITK.AffineTransform`` of the matrix's dimension.
     """
     import SimpleITK as sitk
-    aff = sitk.AffineTransform(3)
+    aff = sitk.AffineTransform(int(np.asarray(matrix).shape[0]))
     aff.SetMatrix([float(v) for v in np.asarray(matrix).reshape(-1)])
     aff.SetTranslation([float(v) for v in translation])
     return aff

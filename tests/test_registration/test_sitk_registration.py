@@ -43,7 +43,21 @@ def test_registration_config():
         registration_config('quick', shrink_factors=(4, 2, 1))
 
 
-def test_refine_bspline_needs_3d():
-    img = MedicalImage(np.zeros((8, 8), np.float32), spacing=1.0)
-    with pytest.raises(InvalidInputError, match='3D'):
-        refine_bspline(img, img, sitk.AffineTransform(2), 'quick')
+def test_refine_bspline_2d_and_mixed_dimensions():
+    yy, xx = np.mgrid[0:40, 0:48].astype(np.float64)
+    arr = np.exp(-((xx - 20) ** 2 + (yy - 18) ** 2) / 60.0) + 0.5 * np.exp(
+        -((xx - 34) ** 2 + (yy - 28) ** 2) / 30.0)
+    img = MedicalImage(arr.astype(np.float32), spacing=2.0, origin=(-10.0, 5.0), modality='XR')
+    # every pixel in the metric: a few dozen random samples of so small an image would let
+    # the B-spline drift (as it would in 3D)
+    composite, info = refine_bspline(img, img, sitk.AffineTransform(2), 'quick', spacing=None,
+                                     bspline_sampling_percentage=1.0, threads=1)
+    assert composite.GetDimension() == 2 and len(info['mesh']) == 2
+    # the same image: the refinement stays close to the identity (within a pixel)
+    pts = img.index_to_world(np.array([[10.0, 10.0], [30.0, 25.0]]))
+    np.testing.assert_allclose(transform_points(composite, pts), pts, atol=1.0)
+    np.testing.assert_allclose(affine_to_sitk(np.eye(2) * 2, [1.0, -1.0]).TransformPoint(
+        (1.0, 2.0)), (3.0, 3.0))
+    vol = MedicalImage(np.zeros((8, 8, 8), np.float32), spacing=1.0)
+    with pytest.raises(InvalidInputError, match='a 3D target .* 2D template'):
+        refine_bspline(img, vol, sitk.AffineTransform(2), 'quick')

@@ -61,11 +61,15 @@ def test_files_and_index(two_runs):
         if liver.sum() > 10:
             assert 20 < np.median(ct.array[liver]) < 160
         assert np.median(ct.array[lab.array == 0]) < -900
-        # landmarks: name,x,y,z in world mm, the generator's names
+        # landmarks: name,x,y,z in world mm, the generator's names, and the inside flag
         pts = read_points(folder / 'landmarks.csv')
         assert pts.names == list(LANDMARK_NAMES) and pts.xyz.shape[1] == 3
         with open(folder / 'landmarks.csv') as f:
-            assert f.readline().strip() == 'name,x,y,z'
+            assert f.readline().strip() == 'name,x,y,z,inside'
+        inside = np.asarray(pts.extra['inside'])
+        assert set(inside.tolist()) <= {0.0, 1.0}
+        np.testing.assert_array_equal(inside == 1, lab.contains_world(pts.xyz, margin=-0.5))
+        assert int(inside.sum()) == int(row['landmarks_in_fov'])
         # 2D landmarks: (x, z) world mm of the radiograph and their pixel indices
         xr = read_image(folder / 'xray.nii.gz')
         assert xr.ndim == 2 and np.allclose(xr.spacing, 6.0)
@@ -74,6 +78,11 @@ def test_files_and_index(two_runs):
                                                                          pts.xyz[:, 2])
         colrow = np.stack([p2.extra['column'], p2.extra['row']], 1)
         assert np.allclose(xr.world_to_index(p2.xyz), colrow, atol=1e-6)
+        with open(folder / 'xray_landmarks.csv') as f:
+            assert f.readline().strip() == 'name,x,y,column,row,inside'
+        in_image = np.all((colrow >= 0) & (colrow <= np.array(xr.shape[::-1]) - 1), axis=1)
+        np.testing.assert_array_equal(np.asarray(p2.extra['inside']) == 1,
+                                      in_image & (inside == 1))
         ijk = lab.world_to_index(pts.xyz)
         assert np.allclose(colrow[:, 0], ijk[:, 0]) and np.allclose(
             colrow[:, 1], lab.shape[0] - 1 - ijk[:, 2])

@@ -20,7 +20,8 @@ from ...structures import MedicalImage, PointSet
 from ...utils.exceptions import InvalidInputError
 from .anatomy import MAX_LABEL, STRUCTURE_BY_NAME, STRUCTURES, kind_mask_lut
 
-__all__ = ['render_ct', 'render_mr', 'render_xray', 'MU_WATER_PER_MM', 'MR_PRESETS']
+__all__ = ['render_ct', 'render_mr', 'render_xray', 'landmarks_inside', 'MU_WATER_PER_MM',
+           'MR_PRESETS']
 
 MU_WATER_PER_MM = 0.0195  # linear attenuation of water at ~70 keV (1/mm)
 MR_PRESETS = ('T1', 'T2', 'random')
@@ -309,3 +310,40 @@ def render_xray(ct_image: MedicalImage, landmarks: Optional[PointSet] = None, *,
         pts2d = PointSet(xyz[:, [0, 2]], names=list(landmarks.names),
                          extra={k: list(v) for k, v in landmarks.extra.items()})
     return xr, pts2d
+
+
+def landmarks_inside(image: MedicalImage, points: PointSet, margin: float = 0.0) -> np.ndarray:
+    """Which landmarks lie inside ``image``: the ``inside`` flag of the landmark files.
+
+    A landmark is inside when its world position falls within ``margin`` pixels / voxels of
+    the outer pixel centres of ``image`` (0: between the first and last pixel centres, the
+    rule of ``landmark_valid`` in
+    :func:`~mmanat.datasets.synthetic_radiograph_dataset.render_synthetic_xray`) and, when
+    ``points.extra`` has an ``in_fov`` column (the 3D landmarks of
+    :func:`~mmanat.datasets.synthetic.generate_subject` and their projections by
+    :func:`render_xray`), its anatomy was inside the imaged volume. For a radiograph the
+    second condition matters: a landmark projected into the image but cut off by the CT's
+    field of view along the beam is not depicted.
+
+    Args:
+        image: the 3D volume or the 2D radiograph the points belong to.
+        points: world points of the image's dimension (``(N, 3)`` or ``(N, 2)``).
+        margin: pixels beyond the outer pixel centres that still count (negative: inside
+            by that much).
+
+    Returns:
+        bool ``(N,)``.
+
+    Raises:
+        InvalidInputError: the points do not have the image's dimension.
+    """
+    xyz = np.asarray(points.xyz, dtype=np.float64)
+    if xyz.shape[1] != image.ndim:
+        raise InvalidInputError(f'{image.path or "image"}: {xyz.shape[1]}D landmarks for a '
+                                f'{image.ndim}D image; project 3D landmarks first '
+                                '(render_xray).')
+    inside = image.contains_world(xyz, margin=margin)
+    if 'in_fov' in points.extra:
+        inside &= np.asarray(points.extra['in_fov'], dtype=bool)
+    return inside
+

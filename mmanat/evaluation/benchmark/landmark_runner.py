@@ -7,7 +7,13 @@ Benchmarks (see :mod:`mmanat.evaluation.cases`):
 * ``real_landmarks`` - rule-based anatomical landmarks across the two real CTs, both directions;
 * ``lesion_tracking`` - synthetic longitudinal lesion pairs (:mod:`.lesion_runner`);
 * ``speed`` - embedding time / peak memory vs volume size and matching time vs number of
-  points (:mod:`.speed`; needs a model).
+  points (:mod:`.speed`; needs a model);
+* ``xray`` - chest radiographs (2D): named landmarks across synthetic subjects and the real
+  sample radiograph against known random deformations of itself.
+
+The runner is the same for volumes and 2D images (points ``(N, 2)`` world mm); a method that
+runs on one kind only (``image_ndim``, see :func:`.methods.method_unavailable`) gets rows that
+say so.
 """
 from __future__ import annotations
 
@@ -17,12 +23,13 @@ import numpy as np
 
 from ..cases import LandmarkCase
 from ..metrics.landmark_metric import summarize_errors
-from .methods import timed_call
+from .methods import method_unavailable, timed_call
 from .table import BenchmarkTable
 
 __all__ = ['BENCHMARKS', 'run_landmark_benchmark']
 
-BENCHMARKS = ('deformation', 'cross_subject', 'real_landmarks', 'lesion_tracking', 'speed')
+BENCHMARKS = ('deformation', 'cross_subject', 'real_landmarks', 'lesion_tracking', 'speed',
+              'xray')
 
 
 def run_landmark_benchmark(name: str, title: str, cases: Sequence[LandmarkCase],
@@ -32,14 +39,17 @@ def run_landmark_benchmark(name: str, title: str, cases: Sequence[LandmarkCase],
 
     Columns: MRE (mm), median, 90th percentile, within 5 / 10 mm, number of points, time per
     case (s). A method whose ``unavailable`` attribute holds a message (e.g. ANTs without
-    antspyx) is not run: its rows carry the message instead of numbers.
+    antspyx), or which runs on other images than the cases' (``image_ndim``: a 3D model on
+    radiographs), is not run: its rows carry the message instead of numbers.
     """
     table = BenchmarkTable(name, title, ['method'] + (['group'] if group else []) + [
         'MRE (mm)', 'median (mm)', 'p90 (mm)', 'within 5 mm', 'within 10 mm', 'points',
         'time/case (s)'])
     per_case = []
+    ndims = sorted({c.ndim for c in cases})
+    dim = ndims[0] if len(ndims) == 1 else 3
     for method in methods:
-        unavailable = getattr(method, 'unavailable', None)
+        unavailable = method_unavailable(method, ndims)
         if unavailable:  # e.g. an optional dependency is missing: a row that says so
             log(f'[{name}] {method.name}: {unavailable}')
             for g in (sorted({group(c) for c in cases}, key=str) if group else [None]):
@@ -64,7 +74,7 @@ def run_landmark_benchmark(name: str, title: str, cases: Sequence[LandmarkCase],
         for g in keys:
             sel = [i for i, gi in enumerate(groups) if gi == g]
             s = summarize_errors(np.concatenate([disp[i] for i in sel]) if sel
-                                 else np.zeros((0, 3)))
+                                 else np.zeros((0, dim)))
             row = [method.name] + ([g] if group else []) + [
                 s['mre'], s['median'], s['p90'], s['within_5mm'], s['within_10mm'], s['n'],
                 float(np.mean([times[i] for i in sel])) if sel else float('nan')]

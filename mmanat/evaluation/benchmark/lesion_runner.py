@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..cases import LesionCase
-from .methods import timed_call
+from .methods import method_unavailable, timed_call
 from .table import BenchmarkTable
 
 __all__ = ['run_lesion_benchmark']
@@ -20,7 +20,8 @@ def run_lesion_benchmark(cases: Sequence[LesionCase], methods: Sequence[Callable
     write the predictions as a file, and evaluate it against the DLT-layout ``test.json``
     in ``work_dir`` (written by :func:`~mmanat.evaluation.cases.longitudinal_lesion_cases`)
     exactly as ``tools/eval_lesion_tracking.py`` does. A method whose ``unavailable`` attribute
-    holds a message is not run: its row carries the message instead of numbers."""
+    holds a message, or that runs on 2D images only (``image_ndim``), is not run: its row
+    carries the message instead of numbers."""
     from ..dlt_format import (attach_predictions, evaluate_dlt, read_dlt_json,
                              read_predictions, write_predictions)
     ann = osp.join(work_dir, 'test.json')
@@ -30,7 +31,7 @@ def run_lesion_benchmark(cases: Sequence[LesionCase], methods: Sequence[Callable
                                             'time/case (s)'])
     details = {}
     for method in methods:
-        unavailable = getattr(method, 'unavailable', None)
+        unavailable = method_unavailable(method, sorted({c.template.ndim for c in cases}))
         if unavailable:  # e.g. an optional dependency is missing: a row that says so
             log(f'[lesion_tracking] {method.name}: {unavailable}')
             table.add_unavailable_row([method.name], unavailable)

@@ -13,6 +13,9 @@
    (:mod:`.ct_mr`).
 5. :func:`real_landmark_cases` - the two real sample CTs in both directions; the rule-based
    landmarks of :mod:`mmanat.evaluation.landmarks` are the ground truth (:mod:`.real_landmarks`).
+6. :func:`xray_cross_subject_cases` and :func:`xray_deformation_cases` - chest radiographs
+   (2D): landmarks of one synthetic radiograph found in others, and a real radiograph against
+   known random 2D deformations of itself (:mod:`.xray`; 1. works in 2D too).
 """
 from .cross_subject import cross_subject_cases
 from .ct_mr import ct_mr_registration_cases
@@ -22,10 +25,14 @@ from .landmark_case import LandmarkCase
 from .lesions import LesionCase, lesion_box_voxels, longitudinal_lesion_cases
 from .real_landmarks import real_landmark_cases
 from .sampling import sample_body_points
+from .xray import (XRAY_Z_RANGE, radiograph_body_mask, synthetic_radiograph,
+                   xray_cross_subject_cases, xray_deformation_cases)
 
 __all__ = [
     'LandmarkCase', 'LesionCase', 'RandomDeformation', 'random_deformation',
     'random_target_grid', 'warp_image', 'random_intensity_change', 'sample_body_points',
     'deform_case', 'deformation_cases', 'cross_subject_cases', 'lesion_box_voxels',
-    'longitudinal_lesion_cases', 'ct_mr_registration_cases', 'real_landmark_cases'
+    'longitudinal_lesion_cases', 'ct_mr_registration_cases', 'real_landmark_cases',
+    'XRAY_Z_RANGE', 'synthetic_radiograph', 'xray_cross_subject_cases', 'radiograph_body_mask',
+    'xray_deformation_cases'
 ]

@@ -1,4 +1,4 @@
-"""Benchmark 1: a real volume warped by a known random deformation.
+"""Benchmark 1: a real volume (or radiograph) warped by a known random deformation.
 
 The template is a real volume; the target is the template warped by a random affine + smooth
 deformation (:mod:`.deformation`), with a change of contrast and a field-of-view cut; query
@@ -25,7 +25,8 @@ def random_intensity_change(array: np.ndarray, modality: Optional[str],
 
     CT: linear ``a x + b`` (a = 1 +- 0.05, b = +-30 HU) plus Gaussian noise (0-25 HU).
     Other modalities: gamma 0.8-1.25 on the min-max normalised values, a smooth multiplicative
-    bias field (+-15 %) and noise (0-2 % of the range), mapped back to the original range.
+    bias field (+-15 %) and noise (0-2 % of the range), mapped back to the original range (for
+    a radiograph, ``'XR'``: another exposure and display curve, uneven exposure and noise).
     ``strength`` scales every change (0 = none).
     """
     from scipy.ndimage import zoom
@@ -51,21 +52,28 @@ def random_intensity_change(array: np.ndarray, modality: Optional[str],
 
 
 def deform_case(template: MedicalImage, rng: np.random.Generator, n_points: int = 50,
-                name: str = 'case', fov_cut=(0.1, 0.1, 0.2), spacing_jitter: float = 0.15,
+                name: str = 'case', fov_cut=None, spacing_jitter: float = 0.15,
                 intensity_strength: float = 1.0, edge_margin_mm: float = 8.0,
+                body: Optional[np.ndarray] = None, erode_mm: float = 10.0,
                 **deformation_kwargs) -> Tuple[LandmarkCase, RandomDeformation]:
-    """Warp ``template`` into a new target and return the case and its deformation.
+    """Warp ``template`` (3D, or 2D: a radiograph) into a new target and return the case and
+    its deformation.
 
-    Points are sampled inside the template's body; a point is kept only when its ground-truth
-    position lies inside the target grid at least ``edge_margin_mm`` from its border.
+    Points are sampled inside the template's body (``body``: its mask, default that of
+    :func:`.sample_body_points`), at least ``erode_mm`` from the body surface; a point is kept
+    only when its ground-truth position lies inside the target grid at least
+    ``edge_margin_mm`` from its border. ``fov_cut`` (per axis x, y[, z]) defaults to
+    ``(0.1, 0.1, 0.2)`` for a volume and ``(0.1, 0.1)`` for a 2D image.
     """
+    if fov_cut is None:
+        fov_cut = (0.1, 0.1, 0.2) if template.ndim == 3 else (0.1, 0.1)
     deformation = random_deformation(template, rng, **deformation_kwargs)
     grid = random_target_grid(template, rng, fov_cut, spacing_jitter)
     default = float(template.array.min())
     target = warp_image(template, deformation, grid, default_value=default)
     target = target.with_array(random_intensity_change(target.array, template.modality, rng,
                                                        intensity_strength))
-    pts = sample_body_points(template, 4 * n_points, rng)
+    pts = sample_body_points(template, 4 * n_points, rng, erode_mm=erode_mm, mask=body)
     gt = deformation.template_to_target(pts)
     idx = target.world_to_index(gt)
     margin = edge_margin_mm / target.spacing

@@ -18,7 +18,7 @@ def sample_body_points(image: MedicalImage, n: int, rng: np.random.Generator,
     its surface (fewer if the body is smaller).
 
     Args:
-        image: a 3D image.
+        image: a 3D image or a 2D image (radiograph).
         n: number of points.
         rng: random generator (the draw is a function of it only).
         erode_mm: minimum distance (mm) of a point from the body surface.

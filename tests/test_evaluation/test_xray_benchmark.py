@@ -1,0 +1,51 @@
+"""``tools/benchmark.py --only xray --quick`` with the baselines, into a temporary folder."""
+import json
+
+import numpy as np
+import pytest
+
+from mmanat.cli import benchmark
+
+
+def test_xray_in_the_command_line():
+    assert 'xray' in benchmark.BENCHMARKS
+    args = benchmark.parse_args(['--only', 'xray', '--quick', '--baselines', 'identity'])
+    assert args.only == ['xray'] and args.baselines == ['identity']
+
+
+@pytest.mark.slow
+def test_run_xray_benchmark_quick(tmp_path, sample_data_dir):
+    has_real = (sample_data_dir / 'xray' / 'RG1_UNCR.dcm').is_file()
+    out, js = tmp_path / 'bench.md', tmp_path / 'bench.json'
+    report = benchmark.run_benchmarks(
+        ['xray'], quick=True, baseline_names=['identity', 'sitk_affine', 'sitk_bspline',
+                                              'ants_affine'],
+        data_dir=str(sample_data_dir), work_dir=str(tmp_path / 'work'), out=str(out),
+        json_path=str(js), cmdline='test')
+    assert report == str(out)
+    data = json.loads(js.read_text())
+    tables = {t['name']: t for t in data['tables']}
+    assert 'xray_cross_subject' in tables
+    assert ('xray_deformation' in tables) == has_real
+    if not has_real:
+        assert any('real radiograph missing' in s for s in data['skipped'])
+    text = out.read_text()
+    assert 'Chest X-ray: one-shot landmarks across synthetic subjects' in text
+    for name, table in tables.items():
+        assert table['columns'][:2] == ['method', 'MRE (mm)']
+        rows = {r[0]: r for r in table['rows']}
+        assert set(rows) == {'identity', 'sitk_affine', 'sitk_bspline', 'ants_affine'}
+        assert isinstance(rows['ants_affine'][1], str)  # not installed, or volumes only
+        for m in ('identity', 'sitk_affine', 'sitk_bspline'):
+            mre, w5, w10, n = rows[m][1], rows[m][4], rows[m][5], rows[m][6]
+            assert np.isfinite(mre) and 0 <= w5 <= w10 <= 1 and n > 0, (name, rows[m])
+        cases = table['details']['cases']
+        assert {c['case'] for c in cases} == {c['name'] for c in table['details']['case_info']}
+        assert not any(c['error'] for c in cases), cases
+    syn = tables['xray_cross_subject']['details']['case_info']
+    assert len(syn) == 4 and all(len(c['template_shape']) == 2 for c in syn)
+    if has_real:
+        rows = {r[0]: r for r in tables['xray_deformation']['rows']}
+        # a known affine + smooth deformation of the same image: registration beats identity
+        assert rows['sitk_affine'][1] < rows['identity'][1]
+        assert rows['sitk_bspline'][1] < rows['identity'][1]
