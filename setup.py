@@ -41,6 +41,7 @@ setup(
             'mmanat-demo-semantic = mmanat.cli.demo:main_semantic',
             'mmanat-demo-semantic-stable-points = mmanat.cli.demo:main_semantic_stable_points',
             'mmanat-demo-ct-mr = mmanat.cli.demo:main_ct_mr',
+            'mmanat-demo-xray = mmanat.cli.demo_xray:main',
             'mmanat-train = mmanat.cli.train:main',
             'mmanat-test = mmanat.cli.test:main',
             'mmanat-benchmark = mmanat.cli.benchmark:main',

@@ -14,6 +14,9 @@ Examples::
     # images embedded once with tools/embed.py: no model needed
     python tools/match.py --template emb/a.emb.pt --points p.csv --target emb/b.emb.pt \\
         --out found.csv
+    # 2D radiographs with the 2D SAM: name,x,y (world mm) or name,column,row (pixels) points
+    python tools/match.py --checkpoint checkpoints/sam2d_default.pth --template a.dcm \\
+        --points a_px.csv --target b.dcm --out found.csv --pixel
 """
 import sys
 

@@ -20,7 +20,9 @@ next rib). Consensus matching (``match(..., method='consensus')``) instead
    that half-size around the consensus answer, with sub-voxel refinement.
 
 Points are world LPS mm ``(x, y, z)``; masks and map indices are numpy order ``(z, y, x)``.
-Deterministic for a given ``seed`` (sampling and RANSAC).
+Deterministic for a given ``seed`` (sampling and RANSAC). On the maps of a 2D image every
+point lies in the plane z = 0 and the fits (RANSAC rigid, robust affine, local fits) are made
+in 2D; the ``affine`` of ``info`` is then ``(2, 3)``.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ import torch
 from ..registration.point_fits import (apply_affine, fit_affine_robust, fit_rigid_ransac,
                                        thinnest_extent)
 from ..structures.embedding_map import EmbeddingMaps, GridGeometry
+from ..structures.planar import as_planar_volume, is_planar
 from ..utils.exceptions import InvalidInputError
 from .dense_scores import PreparedTarget
 from .refinement import refine_subvoxel
@@ -55,7 +58,7 @@ CONSENSUS_DEFAULTS = dict(
     refine_search_mm=0.0,     # half-size of the final local search window (0: none)
     search='coarse_to_fine',  # search of the sample matches ('reference' or 'coarse_to_fine')
     template_image=None,      # MedicalImage of the template: samples drawn in its body mask
-    mask=None,                # or a bool (z, y, x) mask on the template's original grid
+    mask=None,                # or a bool (z, y, x) mask on the template's grid ((y, x) in 2D)
 )
 
 
@@ -106,6 +109,8 @@ def sample_template_points(grid: GridGeometry, n: int, seed: int = 0, template_i
     if template_image is not None:
         from ..structures.body import body_mask
         from ..structures.image import MedicalImage
+        if isinstance(template_image, MedicalImage) and is_planar(template_image):
+            template_image = as_planar_volume(template_image)
         if not isinstance(template_image, MedicalImage) or template_image.ndim != 3:
             raise InvalidInputError('consensus_cfg template_image must be the 3D template '
                                     f'MedicalImage, got {type(template_image).__name__}.')
@@ -116,6 +121,8 @@ def sample_template_points(grid: GridGeometry, n: int, seed: int = 0, template_i
         mask = body_mask(template_image)
     if mask is not None:
         mask = np.asarray(mask)
+        if mask.ndim == 2 and grid.shape[0] == 1:  # the mask of a 2D image
+            mask = mask[None]
         if mask.shape != tuple(grid.shape):
             raise InvalidInputError(f'consensus_cfg mask shape {mask.shape} differs from the '
                                     f'template grid {tuple(grid.shape)} (z, y, x).')
@@ -142,7 +149,8 @@ def local_consensus(queries: np.ndarray, src: np.ndarray, resid: np.ndarray, rad
     """Robust local fit of the residual motion around each query (batched, Huber IRLS).
 
     Args:
-        queries: ``(N, 3)`` template points (world mm).
+        queries: ``(N, 3)`` template points (world mm); ``(N, 2)`` in 2D (``src``,
+            ``resid`` and the corrections then have 2 coordinates too).
         src: ``(S, 3)`` template ends of the consensus matches (world mm).
         resid: ``(S, 3)`` their residual motion, ``dst - G(src)`` (mm).
         radius_mm: matches with ``|src - q0| <= radius_mm`` are used.
@@ -156,8 +164,8 @@ def local_consensus(queries: np.ndarray, src: np.ndarray, resid: np.ndarray, rad
     Returns:
         ``(correction (N, 3) mm, num_local (N,) int64)``.
     """
-    N = len(queries)
-    corr = np.zeros((N, 3))
+    N, dim = queries.shape
+    corr = np.zeros((N, dim))
     nloc = np.zeros(N, np.int64)
     if N == 0 or len(src) == 0 or radius_mm <= 0:
         return corr, nloc
@@ -176,20 +184,20 @@ def local_consensus(queries: np.ndarray, src: np.ndarray, resid: np.ndarray, rad
         w0 = torch.isfinite(dd).to(torch.float64)  # (n, P)
         X = torch.cat([S[nb] - q[:, None], torch.ones(n, P, 1, dtype=torch.float64)], -1)
         use_aff = (cnt >= min_affine).to(torch.float64)
-        X[..., :3] *= use_aff[:, None, None]  # translation only: the linear columns vanish
+        X[..., :dim] *= use_aff[:, None, None]  # translation only: the linear columns vanish
         Y = R[nb]  # (n, P, 3)
         w = w0.clone()
-        eye = torch.eye(4, dtype=torch.float64)
+        eye = torch.eye(dim + 1, dtype=torch.float64)
         for _ in range(int(iters) + 1):
             Xw = X * w[..., None]
             G = Xw.transpose(1, 2) @ X  # (n, 4, 4)
-            lam = 1e-6 * G.diagonal(dim1=-2, dim2=-1)[:, :3].mean(-1) + 1e-6
+            lam = 1e-6 * G.diagonal(dim1=-2, dim2=-1)[:, :dim].mean(-1) + 1e-6
             B = torch.linalg.solve(G + lam[:, None, None] * eye, Xw.transpose(1, 2) @ Y)
             res = torch.linalg.norm(Y - X @ B, dim=-1)  # (n, P)
             med = torch.nanmedian(torch.where(w0 > 0, res, torch.nan), dim=1).values
             c = huber_k * (1.4826 * torch.nan_to_num(med, nan=0.0)).clamp_min(min_scale_mm)
             w = w0 * torch.where(res <= c[:, None], 1.0, c[:, None] / res.clamp_min(1e-12))
-        b = B[:, 3, :]  # the fitted motion at the query (src - q0 = 0)
+        b = B[:, dim, :]  # the fitted motion at the query (src - q0 = 0)
         ok = (cnt >= min_local) & torch.isfinite(b).all(1)
         b = torch.where(ok[:, None], b, torch.zeros_like(b))
         norm = torch.linalg.norm(b, dim=1, keepdim=True)
@@ -226,6 +234,8 @@ def _window_search(template: EmbeddingMaps, pts: np.ndarray, tgt: PreparedTarget
     fg = tgt.maps.grid('fine')
     c = np.rint(fg.world_to_array_index(centre)).astype(np.int64)  # (N, 3) z, y, x
     h = np.ceil(half_mm / fg.spacing[::-1]).astype(np.int64)  # z, y, x voxels
+    if is_planar(tgt.maps):
+        h[0] = 0
     offs = [np.arange(-v, v + 1) for v in h]
     grid = np.stack(np.meshgrid(*offs, indexing='ij'), -1).reshape(-1, 3)
     idx = np.clip(c[:, None] + grid[None], 0, np.asarray(tgt.fshape) - 1)  # (N, K, 3)
@@ -276,19 +286,23 @@ def consensus_search(template: EmbeddingMaps, target: EmbeddingMaps, pts: np.nda
                                 pool, max_chunk_mb, progress)
     dst = target.grid('fine').array_index_to_world(cont)
     t1 = time.perf_counter()
-    r, t, inl = fit_rigid_ransac(samples, dst, float(c['ransac_threshold_mm']),
+    d = 2 if is_planar(template) else 3  # 2D image: every point lies in z = 0, fit in 2D
+    s_d, dst_d, pts_d = samples[:, :d], dst[:, :d], pts[:, :d]
+    r, t, inl = fit_rigid_ransac(s_d, dst_d, float(c['ransac_threshold_mm']),
                                  seed=int(c['seed']))
     a, b, how = r, t, 'rigid kept (inliers nearly planar)'
-    if inl.sum() >= 4 and thinnest_extent(samples[inl]) >= 10.0:
-        a, b, _ = fit_affine_robust(samples[inl], dst[inl], init=(r, t))
+    if inl.sum() >= d + 1 and thinnest_extent(s_d[inl]) >= 10.0:
+        a, b, _ = fit_affine_robust(s_d[inl], dst_d[inl], init=(r, t))
         how = 'fitted'
-    glob = apply_affine(a, b, pts)
-    resid = dst - apply_affine(a, b, samples)
+    glob = apply_affine(a, b, pts_d)
+    resid = dst_d - apply_affine(a, b, s_d)
     good = np.linalg.norm(resid, axis=1) <= float(c['outlier_mm'])
-    corr, nloc = local_consensus(pts, samples[good], resid[good], float(c['local_radius_mm']),
+    corr, nloc = local_consensus(pts_d, s_d[good], resid[good], float(c['local_radius_mm']),
                                  int(c['min_local']), int(c['min_affine']),
                                  float(c['outlier_mm']))
     ans = glob + corr
+    if d == 2:  # back to the plane z = 0 of the maps
+        glob, ans = (np.concatenate([v, np.zeros((len(v), 1))], 1) for v in (glob, ans))
     if c['refine_search_mm'] > 0:
         ans = _window_search(template, pts, fwd, ans, float(c['refine_search_mm']))
     src = target.source_grid

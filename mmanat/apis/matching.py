@@ -18,6 +18,12 @@ quadratic fit over the 3x3x3 neighbourhood of the argmax, at most half a fine vo
 :mod:`mmanat.apis.refinement`, and the stable points of UAE (Bai et al., "UAE: Universal
 anatomical embedding on multi-modality medical images", 2023, arXiv:2311.15111) in
 :mod:`mmanat.apis.stable_points`. Points are world LPS mm; fine-grid indices are (z, y, x).
+
+Maps of a 2D image (a radiograph embedded by the 2D SAM; :mod:`mmanat.structures.planar`)
+are one-slice volumes in the world plane z = 0: :func:`match` takes ``(N, 2)`` world mm
+``(x, y)`` points for them, lifts them to z = 0, runs the same searches in-plane (no margin
+or pooling across the slice, 2D sub-pixel refinement, 2D stable-point neighbourhoods and 2D
+consensus fits) and answers in 2D: ``(N, 2)`` world mm and pixel ``(column, row)`` indices.
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ import numpy as np
 import torch
 
 from ..structures.embedding_map import EmbeddingMaps, GridGeometry
+from ..structures.planar import is_planar, lift_points
 from ..structures.points import PointSet
 from ..utils.exceptions import InvalidInputError
 from .consensus import consensus_search
@@ -48,9 +55,12 @@ class MatchResult:
     """Matches of ``N`` query points in one target image.
 
     Attributes:
-        points: ``(N, 3)`` world LPS mm of the matches.
-        index: ``(N, 3)`` continuous ITK indices ``(i, j, k)`` in the ORIGINAL target image.
-        index_rounded: ``(N, 3)`` int64 ITK indices (rounded, clipped to the image).
+        points: ``(N, 3)`` world LPS mm of the matches (``(N, 2)`` world mm ``(x, y)`` for
+            the maps of a 2D image).
+        index: ``(N, 3)`` continuous ITK indices ``(i, j, k)`` in the ORIGINAL target image
+            (2D: ``(N, 2)`` pixel ``(column, row)``).
+        index_rounded: ``(N, 3)`` (2D: ``(N, 2)``) int64 ITK indices (rounded, clipped to
+            the image).
         scores: ``(N,)`` similarity of each match (<= 1).
         method: ``'reference'``, ``'coarse_to_fine'`` (``+stable_points`` when used) or
             ``'consensus'``.
@@ -73,9 +83,10 @@ class MatchResult:
 
     def to_pointset(self, names=None) -> PointSet:
         """The matches as a :class:`PointSet` with ``score`` and rounded voxel index columns
-        ``i, j, k`` (of the original target image)."""
+        ``i, j, k`` (of the original target image; 2D: pixel ``column, row``)."""
         extra = {'score': [float(v) for v in self.scores]}
-        for a, col in enumerate('ijk'):
+        cols = ('column', 'row') if self.points.shape[1] == 2 else ('i', 'j', 'k')
+        for a, col in enumerate(cols):
             extra[col] = [int(v) for v in self.index_rounded[:, a]]
         if 'num_kept' in self.extra:
             extra['num_kept'] = [int(v) for v in self.extra['num_kept']]
@@ -87,9 +98,11 @@ class MatchResult:
 # ------------------------------------------------------------------------------ helpers
 def check_query_points(points, maps: EmbeddingMaps, names=None) -> np.ndarray:
     """Validate query points against the template's original image; returns ``(N, 3)``
-    world LPS mm. Raises :class:`InvalidInputError` listing every point outside."""
+    world LPS mm (2D points of a 2D image lifted to z = 0, see :func:`query_array`). Raises
+    :class:`InvalidInputError` listing every point outside."""
     src = maps.meta.get('source_path') or '<template>'
-    return _check_points(points, maps.source_grid, src, names)
+    xyz, names = query_array(points, maps, names)
+    return _check_points(xyz, maps.source_grid, src, names)
 
 
 def _check_points(points, grid: GridGeometry, what: str, names=None) -> np.ndarray:
@@ -127,6 +140,13 @@ def _check_pair(template: EmbeddingMaps, target: EmbeddingMaps) -> Tuple[str, ..
         if not isinstance(m, EmbeddingMaps):
             raise InvalidInputError(f'expected EmbeddingMaps (from embed() or '
                                     f'load_embeddings()), got {type(m).__name__}.')
+    if is_planar(template) != is_planar(target):
+        dims = {True: 'a 2D image', False: 'a 3D volume'}
+        raise InvalidInputError(
+            f'template maps ({template.meta.get("source_path")}) are of '
+            f'{dims[is_planar(template)]}, target maps ({target.meta.get("source_path")}) of '
+            f'{dims[is_planar(target)]}; match 2D images with 2D images and volumes with '
+            'volumes.')
     a, b = template.model.get('sha256'), target.model.get('sha256')
     if a and b and a != b:
         raise InvalidInputError(
@@ -144,6 +164,55 @@ def _check_pair(template: EmbeddingMaps, target: EmbeddingMaps) -> Tuple[str, ..
     if template.semantic is not None and target.semantic is not None:
         levels.append('semantic')
     return tuple(levels)
+
+
+def query_array(points, maps: EmbeddingMaps, names=None):
+    """Query points as ``(N, 3)`` world mm for ``maps`` and their names: 2D points ``(N, 2)``
+    are lifted to z = 0 for the maps of a 2D image (3D points are accepted there only in the
+    plane z = 0); volumes need 3D points.
+
+    Raises:
+        InvalidInputError: 2D points for a volume's maps, 3D points off the plane of a 2D
+            image's maps, a shape that is neither.
+    """
+    if isinstance(points, PointSet):
+        names = points.names if names is None else names
+        points = points.xyz
+    xyz = np.asarray(points, dtype=np.float64)
+    if xyz.ndim == 1:
+        xyz = xyz[None]
+    src = maps.meta.get('source_path') or '<template>'
+    if xyz.ndim != 2 or xyz.shape[1] not in (2, 3):
+        raise InvalidInputError(f'points must be an (N, 3) (volumes) or (N, 2) (2D images) '
+                                f'array of world mm, got shape {xyz.shape}.')
+    if is_planar(maps):
+        if xyz.shape[1] == 3 and np.any(np.abs(xyz[:, 2]) > 1e-6):
+            raise InvalidInputError(
+                f'{src}: the template is a 2D image, but the query points are 3D with z != 0; '
+                'give (N, 2) world mm (x, y) in the image plane (2D point files: name,x,y).')
+        return lift_points(xyz), names
+    if xyz.shape[1] == 2:
+        raise InvalidInputError(
+            f'{src}: the template is a 3D volume, but the query points are 2D (x, y); give '
+            '(N, 3) world LPS mm (point files: name,x,y,z). 2D points go with 2D images '
+            '(radiographs) embedded by a 2D SAM.')
+    return xyz, names
+
+
+def planar_result(res: MatchResult) -> MatchResult:
+    """A result on a 2D image's maps (one-slice volume, z = 0) brought back to 2D: points,
+    indices and per-point extras ``(N, 2)``, a global ``affine`` of consensus ``(2, 3)``."""
+    def drop(a):
+        a = np.asarray(a)
+        return a[:, :2].copy() if a.ndim == 2 and a.shape[1] == 3 else a
+
+    extra = {k: drop(v) for k, v in res.extra.items()}
+    info = dict(res.info)
+    if 'affine' in info and np.shape(info['affine']) == (3, 4):
+        aff = np.asarray(info['affine'])
+        info['affine'] = np.concatenate([aff[:2, :2], aff[:2, 3:]], 1)
+    return MatchResult(drop(res.points), drop(res.index), drop(res.index_rounded),
+                       res.scores, res.method, extra, info)
 
 
 def _to_result(target: EmbeddingMaps, cont: np.ndarray, scores: np.ndarray, method: str,
@@ -175,6 +244,7 @@ class Matcher:
 
     def __init__(self, template: EmbeddingMaps, target: EmbeddingMaps, device=None):
         self.levels = _check_pair(template, target)
+        self.planar = is_planar(template)
         self.device = torch.device(device) if device is not None else target.device
         self.template = template
         self.target = target
@@ -201,6 +271,12 @@ class Matcher:
               stable_cfg: Optional[dict] = None, names=None,
               consensus_cfg: Optional[dict] = None) -> MatchResult:
         """See :func:`match`."""
+        res = self._match(points_mm, method, refine, stable_points, topk, margin, pool,
+                          max_chunk_mb, progress, stable_cfg, names, consensus_cfg)
+        return planar_result(res) if self.planar else res
+
+    def _match(self, points_mm, method, refine, stable_points, topk, margin, pool,
+               max_chunk_mb, progress, stable_cfg, names, consensus_cfg) -> MatchResult:
         if method is None:
             method = DEFAULT_METHOD if not stable_points else 'reference'
         if method not in MATCH_METHODS:
@@ -228,8 +304,11 @@ class Matcher:
             raise InvalidInputError(f'pool must be one or three ints >= 1 (z, y, x fine '
                                     f'voxels), got {pool.tolist()}.')
         pool = tuple(int(v) for v in pool)
+        if self.planar:  # one slice: nothing to search or pool across it
+            margin[0], pool = 0, (1,) + pool[1:]
         src = self.template.meta.get('source_path') or '<template>'
-        pts = _check_points(points_mm, self.template.source_grid, src, names)
+        pts, names = query_array(points_mm, self.template, names)
+        pts = _check_points(pts, self.template.source_grid, src, names)
         if len(pts) == 0:
             e = np.zeros((0, 3))
             return MatchResult(e, e.copy(), e.astype(np.int64), np.zeros(0), method)
@@ -275,7 +354,8 @@ def match(template_maps: EmbeddingMaps, points_mm, target_maps: EmbeddingMaps,
     Args:
         template_maps: :class:`EmbeddingMaps` of the template (from :func:`embed` or
             :func:`load_embeddings`).
-        points_mm: ``(N, 3)`` world LPS mm (or a :class:`PointSet`), 1 to 100,000+ points.
+        points_mm: ``(N, 3)`` world LPS mm (or a :class:`PointSet`), 1 to 100,000+ points;
+            for the maps of a 2D image ``(N, 2)`` world mm ``(x, y)``.
         target_maps: maps of the target, made by the same model.
         method: ``'consensus'`` (the default: global RANSAC rigid + robust affine over a few
             thousand body matches, then a robust local fit per query:
@@ -308,11 +388,13 @@ def match(template_maps: EmbeddingMaps, points_mm, target_maps: EmbeddingMaps,
 
     Returns:
         :class:`MatchResult`: world LPS points, continuous and rounded ITK voxel indices of the
-        ORIGINAL target image, scores.
+        ORIGINAL target image, scores; for 2D maps ``(N, 2)`` world mm and pixel
+        ``(column, row)`` indices.
 
     Raises:
         InvalidInputError: points outside the template (all of them listed), maps from
-            different models, a bad ``method``.
+            different models, a bad ``method``, 2D points for a volume (or the reverse),
+            maps of a 2D image matched with maps of a volume.
     """
     return Matcher(template_maps, target_maps, device).match(
         points_mm, method=method, refine=refine, stable_points=stable_points, topk=topk,

@@ -14,9 +14,9 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from ..utils.checkpoint import (MODEL_TYPE_KINDS, NETWORK_KINDS, check_network_fits,
-                                checkpoint_network, fit_state_dict, load_checkpoint_file,
-                                model_type_of, state_dict_of)
+from ..utils.checkpoint import (NETWORK_KINDS, check_network_fits, checkpoint_network,
+                                config_kind, fit_state_dict, load_checkpoint_file,
+                                model_type_of, spatial_dims_of, state_dict_of)
 from ..utils.device import default_device
 from ..utils.exceptions import InvalidInputError
 from ..utils.model_zoo import load_zoo, sha256_file
@@ -115,9 +115,19 @@ def model_identity(model: torch.nn.Module) -> Dict[str, Any]:
     return dict(ident)
 
 
+#: the kinds :func:`mmanat.apis.embed` can run: the 3D SAM / UAE and the 2D SAM
+DENSE_EMBEDDING_KINDS = ('3d-embedding', '2d-dense-embedding')
+
+
+def model_spatial_dims(model: torch.nn.Module) -> Optional[int]:
+    """2 for a network of 2D convolutions (the 2D SAM: its backbone is ``Planar``-wrapped),
+    3 for a 3D one, ``None`` when its weights do not tell (no convolution)."""
+    return spatial_dims_of(model.state_dict())
+
+
 def init_model(config=None, checkpoint: Optional[str] = None,
                device: Union[None, str, torch.device] = None,
-               cfg_options: Optional[dict] = None, expect: Optional[str] = None,
+               cfg_options: Optional[dict] = None, expect: Union[None, str, tuple] = None,
                user: str = 'init_model') -> torch.nn.Module:
     """Build a model from a config and load a checkpoint, ready for :func:`embed`.
 
@@ -134,8 +144,10 @@ def init_model(config=None, checkpoint: Optional[str] = None,
         cfg_options: entries merged into the config (``Config.merge_from_dict``).
         expect: the network kind the caller needs (a key of
             :data:`mmanat.utils.checkpoint.NETWORK_KINDS`: ``'3d-embedding'`` for SAM / UAE,
-            ``'2d-embedding'`` for Adam); ``None`` accepts any. The checkpoint (and the
-            config) are checked against it before the model is built.
+            ``'2d-dense-embedding'`` for the 2D SAM on radiographs, ``'2d-embedding'`` for
+            Adam), or a tuple of kinds any of which will do (:data:`DENSE_EMBEDDING_KINDS`:
+            either SAM); ``None`` accepts any. The checkpoint (and the config) are checked
+            against it before the model is built.
         user: who needs the model, named in the error message (e.g. ``'tools/match.py'``).
 
     Returns:
@@ -184,11 +196,13 @@ def init_model(config=None, checkpoint: Optional[str] = None,
         check_network_fits(path, found, None, cfg=cfg, config_name=config_name, user=user)
     elif expect is not None:  # random initialisation: the config must build the right kind
         ctype = model_type_of(cfg)
-        ckind = MODEL_TYPE_KINDS.get(ctype)
-        if ckind is not None and ckind != expect:
+        ckind = config_kind(cfg)
+        kinds = (expect,) if isinstance(expect, str) else tuple(expect)
+        if ckind is not None and ckind not in kinds:
             raise InvalidInputError(
                 f'config {config_name!r} builds {NETWORK_KINDS[ckind][0]} (model type '
-                f'{ctype}), but {user} needs {NETWORK_KINDS[expect][0]}; pass a config of '
+                f'{ctype}), but {user} needs '
+                + ' or '.join(NETWORK_KINDS[k][0] for k in kinds) + '; pass a config of '
                 'that kind.')
     init_default_scope(cfg.get('default_scope', 'mmanat'))
     if kind is not None:

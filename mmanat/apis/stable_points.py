@@ -6,6 +6,8 @@ whole (2r + 1)^3 neighbourhood of each query (a 125-voxel neighbourhood for r = 
 back between template and target a few times, keep the pairs that are similar, near the query
 and distinct, fit a Huber-robust affine map to them and answer with the mean vote of the pairs
 mapped back to the query. Vectorised over queries and neighbourhoods; points are world LPS mm.
+On the maps of a 2D image the neighbourhood is the (2r + 1)^2 pixels around the query in its
+plane and the affine is fitted in 2D.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 
 from ..structures.embedding_map import EmbeddingMaps
+from ..structures.planar import is_planar
 from .dense_scores import PreparedTarget
 from .search import search_matches
 
@@ -49,7 +52,10 @@ def stable_points_search(template: EmbeddingMaps, target: EmbeddingMaps, pts: np
     N = len(pts)
     fg = template.grid('fine')
     r = int(radius)
-    off = np.stack(np.meshgrid(*[np.arange(-r, r + 1)] * 3, indexing='ij'), -1)
+    planar = is_planar(template)
+    k_range = np.arange(1) if planar else np.arange(-r, r + 1)  # 2D: in-plane only
+    off = np.stack(np.meshgrid(np.arange(-r, r + 1), np.arange(-r, r + 1), k_range,
+                               indexing='ij'), -1)
     off = off.reshape(-1, 3).astype(np.float64)  # (P, 3) ITK order i, j, k
     P = len(off)
     step = (fg.direction * fg.spacing[None, :]) @ off.T  # (3, P) world mm
@@ -85,8 +91,13 @@ def stable_points_search(template: EmbeddingMaps, target: EmbeddingMaps, pts: np
     dup = np.zeros_like(keep)
     np.put_along_axis(dup, order, dup_sorted, 1)
     keep &= ~dup
-    ans, sc, nk = robust_affine_votes(pts, qn, kn, sn, keep, min_pairs_affine, huber_scale,
-                                      irls_iters)
+    if planar:  # every point lies in the plane z = 0: fit the in-plane affine
+        ans, sc, nk = robust_affine_votes(pts[:, :2], qn[..., :2], kn[..., :2], sn, keep,
+                                          min_pairs_affine, huber_scale, irls_iters)
+        ans = np.concatenate([ans, np.zeros((N, 1))], 1)
+    else:
+        ans, sc, nk = robust_affine_votes(pts, qn, kn, sn, keep, min_pairs_affine,
+                                          huber_scale, irls_iters)
     # queries without any kept pair: plain match of the query itself
     none = nk == 0
     if none.any():
@@ -109,7 +120,8 @@ def robust_affine_votes(q0, q, k, s, keep, min_pairs, huber_scale, iters):
     ``k - (q - q0)``).
 
     Args:
-        q0: ``(N, 3)`` query points, world mm.
+        q0: ``(N, 3)`` query points, world mm (``(N, 2)`` in 2D; ``q``, ``k`` and the
+            answers then have 2 coordinates too).
         q: ``(N, P, 3)`` template ends of the pairs around each query, world mm.
         k: ``(N, P, 3)`` their target ends, world mm.
         s: ``(N, P)`` similarity of each pair.
@@ -122,43 +134,43 @@ def robust_affine_votes(q0, q, k, s, keep, min_pairs, huber_scale, iters):
         ``(answers, scores, num_kept)``: ``(N, 3)`` world mm, ``(N,)`` mean similarity of
         the kept pairs, ``(N,)`` int64 number of kept pairs.
     """
-    N, P, _ = q.shape
+    N, P, d = q.shape  # d = 3 (2 for 2D points); the comments name the 3D sizes
     Xq = torch.as_tensor(q - q0[:, None], dtype=torch.float64)
     Y = torch.as_tensor(k, dtype=torch.float64)
     w0 = torch.as_tensor(keep, dtype=torch.float64)
     nk = w0.sum(1)
     X = torch.cat([Xq, torch.ones(N, P, 1, dtype=torch.float64)], -1)  # (N, P, 4)
-    A = torch.zeros(N, 3, 4, dtype=torch.float64)
-    A[:, :, :3] = torch.eye(3, dtype=torch.float64)
+    A = torch.zeros(N, d, d + 1, dtype=torch.float64)
+    A[:, :, :d] = torch.eye(d, dtype=torch.float64)
     # translation-only start: b = mean(k - (q - q0))
-    A[:, :, 3] = ((Y - Xq) * w0[..., None]).sum(1) / nk.clamp_min(1)[:, None]
+    A[:, :, d] = ((Y - Xq) * w0[..., None]).sum(1) / nk.clamp_min(1)[:, None]
     fit = nk >= min_pairs
     if fit.any():
         # fit the motion beyond the identity, D = k - (q - q0) ~ B [q - q0; 1], A = I + B, with
         # a small ridge on B so that degenerate (e.g. planar) neighbourhoods fall back to I
         Xf, Df, wf = X[fit], (Y - Xq)[fit], w0[fit]
-        W = wf[:, :, None].expand(-1, -1, 3).clone()  # (n, P, 3) weights per output coord
-        eye4 = torch.eye(4, dtype=torch.float64)
+        W = wf[:, :, None].expand(-1, -1, d).clone()  # (n, P, 3) weights per output coord
+        eye4 = torch.eye(d + 1, dtype=torch.float64)
         Bf = None
         for _ in range(int(iters)):
             XtW = Xf.transpose(1, 2)[:, None] * W.permute(0, 2, 1)[:, :, None, :]  # n,3,4,P
             G = XtW @ Xf[:, None]  # (n, 3, 4, 4)
-            lam = 1e-4 * G.diagonal(dim1=-2, dim2=-1)[..., :3].mean(-1) + 1e-9  # (n, 3)
+            lam = 1e-4 * G.diagonal(dim1=-2, dim2=-1)[..., :d].mean(-1) + 1e-9  # (n, 3)
             G = G + lam[..., None, None] * eye4
             rhs = (XtW @ Df.permute(0, 2, 1)[..., None])[..., 0]  # (n, 3, 4)
             Bf = torch.linalg.solve(G, rhs[..., None])[..., 0]  # (n, 3, 4)
             res = (Df - Xf @ Bf.transpose(1, 2)).abs()  # (n, P, 3)
             rmask = torch.where(wf[..., None] > 0, res, torch.nan)
             sigma = 1.4826 * torch.nanmedian(rmask.permute(0, 2, 1).reshape(-1, P),
-                                             dim=1).values.view(-1, 3)
+                                             dim=1).values.view(-1, d)
             delta = huber_scale * torch.nan_to_num(sigma, nan=1.0).clamp_min(1.0)
             W = wf[..., None] * torch.where(res <= delta[:, None], 1.0,
                                             delta[:, None] / res.clamp_min(1e-12))
         ok = torch.isfinite(Bf).all(dim=(1, 2))
         idx = torch.nonzero(fit)[:, 0][ok]
-        A[idx, :, :3] += Bf[ok][:, :, :3]
-        A[idx, :, 3] = Bf[ok][:, :, 3]
-    votes = Y - Xq @ A[:, :, :3].transpose(1, 2)  # (N, P, 3)
+        A[idx, :, :d] += Bf[ok][:, :, :d]
+        A[idx, :, d] = Bf[ok][:, :, d]
+    votes = Y - Xq @ A[:, :, :d].transpose(1, 2)  # (N, P, 3)
     ans = (votes * w0[..., None]).sum(1) / nk.clamp_min(1)[:, None]
     sc = (torch.as_tensor(s, dtype=torch.float64) * w0).sum(1) / nk.clamp_min(1)
     return ans.numpy(), sc.numpy(), nk.numpy().astype(np.int64)

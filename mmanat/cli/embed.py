@@ -17,6 +17,12 @@ that folder with '/' replaced by '__'). An existing cache made by the same model
 unless --overwrite (or unless its --dtype differs). A failed input is reported and skipped;
 the exit code is then 1. Images found by a folder scan whose modality is neither CT nor MR
 (label maps, masks) are skipped with a note (--modality embeds them).
+
+2D images (radiographs: a DICOM file, PNG, 2D NRRD/MHA) are embedded by a 2D SAM
+(``--checkpoint checkpoints/sam2d_default.pth``; docs/en/user_guides/xray_matching.md); name
+their files (a folder of .dcm files is read as ONE series, a folder scan skips pictures)::
+
+    mmanat-embed cxr/*.dcm --checkpoint checkpoints/sam2d_default.pth --out-dir emb2d
 """
 import argparse
 import fnmatch
@@ -34,11 +40,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """The options of ``mmanat-embed``."""
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].replace('\n', ' '),
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('inputs', nargs='+', help='volume files and/or folders')
+    p.add_argument('inputs', nargs='+',
+                   help='volume files and/or folders; 2D images (radiographs) as files')
     p.add_argument('--config', default=None,
                    help='model config (default: the config stored in the checkpoint)')
-    p.add_argument('--checkpoint', default=None, help='trained checkpoint (.pth); default: '
-                   'the shipped SAM model checkpoints/sam_default.pth')
+    p.add_argument('--checkpoint', default=None, help='trained checkpoint (.pth), a 3D SAM / '
+                   'UAE for volumes or a 2D SAM for 2D images; default: the shipped SAM model '
+                   'checkpoints/sam_default.pth')
     p.add_argument('--random-init', action='store_true',
                    help='random weights of --config (pipeline tests only)')
     p.add_argument('--out-dir', default=osp.join('outputs', 'embeddings'), type=output_dir,
@@ -46,10 +54,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--dtype', default='float16', choices=['float16', 'float32'],
                    help='storage precision of the maps')
     p.add_argument('--tile-size', type=int, nargs='+', default=None,
-                   help='tiled inference window (z y x voxels at 2 mm) for large volumes')
+                   help='tiled inference window (z y x voxels at 2 mm; 2D images: y x) for '
+                   'large volumes')
     p.add_argument('--overlap', type=int, nargs='+', default=None,
                    help='tile overlap (z y x voxels; default a quarter of the window)')
-    p.add_argument('--modality', choices=['CT', 'MR'], default=None,
+    p.add_argument('--modality', choices=['CT', 'MR', 'XR'], default=None,
                    help='modality when the files do not say (default: from the file)')
     p.add_argument('--exclude', nargs='*', default=[],
                    help='glob patterns of file names to skip, e.g. "*label*" "*mask*"')
@@ -80,7 +89,8 @@ def collect_inputs(inputs: Sequence[str], exclude: Sequence[str] = ()
     Raises:
         InvalidInputError: a missing input, no volume at all, or two inputs with one name.
     """
-    from mmanat.fileio.formats import VOLUME_EXTENSIONS, is_volume_file, strip_extension
+    from mmanat.fileio.formats import (BITMAP_EXTENSIONS, VOLUME_EXTENSIONS, is_volume_file,
+                                       strip_extension)
     from mmanat.utils.exceptions import InvalidInputError
     found = []
 
@@ -90,7 +100,8 @@ def collect_inputs(inputs: Sequence[str], exclude: Sequence[str] = ()
     for item in inputs:
         if osp.isfile(item):
             if not excluded(osp.basename(item)):
-                found.append((item, strip_extension(osp.basename(item), VOLUME_EXTENSIONS)))
+                found.append((item, strip_extension(osp.basename(item),
+                                                    VOLUME_EXTENSIONS + BITMAP_EXTENSIONS)))
             continue
         if not osp.isdir(item):
             raise InvalidInputError(f'{item}: no such file or folder (working directory '
@@ -175,7 +186,8 @@ def embed_files(inputs: Sequence[str], out_dir: str, *, config: Optional[str] = 
     """Embed every input (this job's share) into ``out_dir/<name>.emb.pt``.
 
     Args:
-        inputs (list[str]): volume files and folders (see :func:`collect_inputs`).
+        inputs (list[str]): volume files, 2D image files and folders (see
+            :func:`collect_inputs`).
         out_dir (str): folder of the caches.
         config, checkpoint, random_init: the model (default: the shipped SAM checkpoint).
         dtype (str): storage precision of the maps, 'float16' or 'float32'.
@@ -195,7 +207,8 @@ def embed_files(inputs: Sequence[str], out_dir: str, *, config: Optional[str] = 
 
     from mmanat.apis import embed, init_model, load_embeddings, save_embeddings
     from mmanat.apis.cache import CACHE_SUFFIX
-    from mmanat.fileio import read_volume
+    from mmanat.apis.model import DENSE_EMBEDDING_KINDS
+    from mmanat.fileio import read_image
     from mmanat.utils.exceptions import InvalidInputError, MMAnatError
     from mmanat.utils.model_zoo import resolve_checkpoint
 
@@ -203,8 +216,10 @@ def embed_files(inputs: Sequence[str], out_dir: str, *, config: Optional[str] = 
     rank, world, dist_device = _dist_setup(launcher)
     items = collect_inputs(inputs, exclude)
     mine = items[part_id::num_parts][rank::world]
+    # a 3D SAM / UAE for volumes or a 2D SAM for 2D images: each image is checked against
+    # the model's dimension when it is embedded
     model = init_model(config, checkpoint, device=device or dist_device,
-                       expect='3d-embedding', user='tools/embed.py')
+                       expect=DENSE_EMBEDDING_KINDS, user='tools/embed.py')
     os.makedirs(out_dir, exist_ok=True)
     from mmanat.fileio.atomic import clean_folder_once
     clean_folder_once(out_dir)  # what a killed earlier run left, even if nothing is rewritten
@@ -226,8 +241,9 @@ def embed_files(inputs: Sequence[str], out_dir: str, *, config: Optional[str] = 
             except InvalidInputError:
                 pass  # another model or an old format: recompute
         try:
-            image = read_volume(path, modality=modality)
-            if modality is None and image.modality not in ('CT', 'MR') and \
+            image = read_image(path, modality=modality)
+            known = ('CT', 'MR', 'XR') if image.ndim == 2 else ('CT', 'MR')
+            if modality is None and image.modality not in known and \
                     osp.normpath(path) not in given:
                 # found by a folder scan: a label map or mask beside the scans, not an input
                 skipped.append(path)

@@ -12,6 +12,11 @@ Formats (chosen by extension):
   set to ``space``.
 * ``.fcsv``: legacy 3D Slicer fiducial CSV; its ``# CoordinateSystem`` line is honoured
   (``RAS``/``0``, ``LPS``/``1``; RAS when the line is missing, as in Slicer).
+* pixel ``.csv`` (2D images only): header ``name,column,row`` - 0-based pixel indices of an
+  image (``column`` along x, ``row`` along y; integers are pixel centres, fractions allowed),
+  read with :func:`read_pixel_points` (a file with ``column,row`` but no ``x,y`` columns is
+  one, :func:`is_pixel_points_file`), written with :func:`write_pixel_points`. An image's
+  ``index_to_world`` turns them into world mm.
 
 In memory, :class:`~mmanat.structures.PointSet` always holds LPS coordinates.
 """
@@ -32,6 +37,8 @@ from .atomic import atomic_path
 
 PathLike = Union[str, os.PathLike]
 POINT_EXTENSIONS = ('.csv', '.mrk.json', '.fcsv')
+#: the coordinate columns of a pixel point file (2D images)
+PIXEL_COLUMNS = ('column', 'row')
 _MRK_SCHEMA = ('https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/'
                'Markups/Resources/Schema/markups-schema-v1.0.3.json#')
 _FCSV_COLUMNS = ['id', 'x', 'y', 'z', 'ow', 'ox', 'oy', 'oz', 'vis', 'sel', 'lock', 'label',
@@ -320,3 +327,103 @@ def write_points(points: PointSet, path: PathLike, space: str = 'LPS') -> str:
             f.write(text)
     return path
 
+
+
+# ---------------------------------------------------------------------------------- pixels
+def _csv_header(path: str) -> List[str]:
+    with open(path, newline='', encoding='utf-8-sig') as f:
+        for ln in f:
+            if ln.strip() and not ln.lstrip().startswith('#'):
+                return [h.strip().lower() for h in next(csv.reader([ln]))]
+    return []
+
+
+def is_pixel_points_file(path: PathLike) -> bool:
+    """True for a ``.csv`` point file of pixel indices: its header has ``column`` and ``row``
+    but no ``x`` / ``y`` columns (``name,column,row``)."""
+    path = os.fspath(path)
+    if not path.lower().endswith('.csv') or not osp.isfile(path):
+        return False
+    header = _csv_header(path)
+    return all(c in header for c in PIXEL_COLUMNS) and not ('x' in header or 'y' in header)
+
+
+def read_pixel_points(path: PathLike, min_points: int = 0) -> PointSet:
+    """Read 2D pixel points (``.csv`` with header ``name,column,row``; further columns are
+    kept in ``extra``; ``x`` / ``y`` columns, when present, are kept as extras too).
+
+    Args:
+        path: the point file.
+        min_points: require at least this many points.
+
+    Returns:
+        :class:`PointSet` whose ``xyz`` is ``(N, 2)`` continuous pixel ``(column, row)``.
+
+    Raises:
+        InvalidInputError: missing file, not a ``.csv``, no ``column`` / ``row`` columns,
+            malformed rows, fewer than ``min_points`` points.
+    """
+    path = os.fspath(path)
+    if not path.lower().endswith('.csv'):
+        raise InvalidInputError(f'{path}: pixel points are read from .csv files with the header '
+                                'name,column,row.')
+    if not osp.isfile(path):
+        raise InvalidInputError(
+            f'{path}: point file not found (working directory {os.getcwd()}); check the path.')
+    with open(path, newline='', encoding='utf-8-sig') as f:
+        lines = [ln for ln in f if ln.strip() and not ln.lstrip().startswith('#')]
+    rows = list(csv.reader(lines))
+    header = [h.strip() for h in rows[0]] if rows else []
+    low = [h.lower() for h in header]
+    if not all(c in low for c in PIXEL_COLUMNS):
+        raise InvalidInputError(
+            f'{path}: CSV header {header} lacks the pixel columns column,row; expected '
+            'name,column,row (0-based pixel indices of the image).')
+    pos = [low.index(c) for c in PIXEL_COLUMNS]
+    name_col = low.index('name') if 'name' in low else None
+    extra_cols = [i for i in range(len(header)) if i not in pos and i != name_col]
+    body = rows[1:]
+    for ln, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise InvalidInputError(
+                f'{path}: data row {ln} has {len(row)} fields, the header has {len(header)}.')
+    cr = np.array([[_float(r[i], path, header[i]) for i in pos] for r in body],
+                  dtype=np.float64).reshape(len(body), 2)
+    if len(body) < min_points:
+        raise InvalidInputError(
+            f'{path}: holds {len(body)} point(s), at least {min_points} needed; add one row '
+            'per point under the header (name,column,row pixel indices).')
+    names = [r[name_col] for r in body] if name_col is not None else None
+    extra = {header[i]: _parse_column([r[i] for r in body]) for i in extra_cols}
+    return PointSet(cr, names=names, extra=extra)
+
+
+def write_pixel_points(points: PointSet, path: PathLike) -> str:
+    """Write 2D pixel points atomically as ``.csv``: ``name,column,row`` then the ``extra``
+    columns.
+
+    Args:
+        points: a :class:`PointSet` whose ``xyz`` is ``(N, 2)`` pixel ``(column, row)``.
+        path: destination ``.csv``.
+
+    Returns:
+        The absolute path written.
+    """
+    path = osp.abspath(os.fspath(path))
+    if not path.lower().endswith('.csv'):
+        raise InvalidInputError(f'{path}: pixel points are written to .csv files only.')
+    if not isinstance(points, PointSet):
+        points = PointSet(points)
+    if points.xyz.shape[1] != 2:
+        raise InvalidInputError(f'{path}: pixel points are 2D (column, row), got '
+                                f'{points.xyz.shape[1]} coordinates per point.')
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator='\n')
+    writer.writerow(['name', *PIXEL_COLUMNS] + list(points.extra))
+    for i, name in enumerate(points.names):
+        writer.writerow([name] + [_format_value(v) for v in points.xyz[i]]
+                        + [_format_value(col[i]) for col in points.extra.values()])
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w', encoding='utf-8', newline='') as f:
+            f.write(buf.getvalue())
+    return path

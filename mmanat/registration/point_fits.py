@@ -9,7 +9,10 @@
   point-fit step of the embedding-driven registration of UAE-M, Bai et al., "UAE: Universal
   anatomical embedding on multi-modality medical images", arXiv:2311.15111).
 
-Every fit returns ``dst ~ M @ src + t``; :func:`apply_affine` applies such a pair.
+Every fit returns ``dst ~ M @ src + t``; :func:`apply_affine` applies such a pair. The fits
+take ``(N, 3)`` point sets, or ``(N, 2)`` ones (points in an image plane: the consensus
+matching of radiographs, :mod:`mmanat.apis.consensus`), and return ``(2, 2)`` / ``(2,)``
+transforms for those.
 """
 from __future__ import annotations
 
@@ -26,9 +29,9 @@ __all__ = ['apply_affine', 'kabsch', 'fit_rigid_robust', 'fit_rigid_ransac', 'fi
 def _as_pairs(src, dst) -> Tuple[np.ndarray, np.ndarray]:
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
-    if src.ndim != 2 or src.shape[1] != 3 or src.shape != dst.shape:
-        raise InvalidInputError(f'point sets must both be (N, 3), got {src.shape} and '
-                                f'{dst.shape}.')
+    if src.ndim != 2 or src.shape[1] not in (2, 3) or src.shape != dst.shape:
+        raise InvalidInputError(f'point sets must both be (N, 3) (or both (N, 2)), got '
+                                f'{src.shape} and {dst.shape}.')
     if not (np.all(np.isfinite(src)) and np.all(np.isfinite(dst))):
         raise InvalidInputError('point sets contain NaN or infinite coordinates.')
     return src, dst
@@ -71,11 +74,11 @@ def kabsch(src, dst, weights=None) -> Tuple[np.ndarray, np.ndarray]:
                                 f'{int(np.count_nonzero(w))}.')
     w = w / w.sum()
     cs, cd = w @ src, w @ dst
-    h = (src - cs).T @ ((dst - cd) * w[:, None])  # 3x3 cross-covariance
+    h = (src - cs).T @ ((dst - cd) * w[:, None])  # 3x3 (2x2) cross-covariance
     u, _, vt = np.linalg.svd(h)
     d = np.sign(np.linalg.det(vt.T @ u.T))
     d = 1.0 if d == 0 else d
-    r = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    r = vt.T @ np.diag([1.0] * (src.shape[1] - 1) + [d]) @ u.T
     return r, cd - r @ cs
 
 
@@ -187,8 +190,8 @@ def thinnest_extent(points: np.ndarray) -> float:
 def _weighted_affine(src, dst, w) -> Tuple[np.ndarray, np.ndarray]:
     x = np.concatenate([src, np.ones((len(src), 1))], 1)
     sw = np.sqrt(w)[:, None]
-    sol, *_ = np.linalg.lstsq(x * sw, dst * sw, rcond=None)  # (4, 3)
-    return sol[:3].T, sol[3]
+    sol, *_ = np.linalg.lstsq(x * sw, dst * sw, rcond=None)  # (4, 3) (2D: (3, 2))
+    return sol[:-1].T, sol[-1]
 
 
 def fit_affine_robust(src, dst, k: float = 1.345, iters: int = 20,
@@ -216,9 +219,11 @@ def fit_affine_robust(src, dst, k: float = 1.345, iters: int = 20,
     src, dst = _as_pairs(src, dst)
     if len(src) < 4:
         raise InvalidInputError(f'an affine fit needs at least 4 point pairs, got {len(src)}.')
+    dim = src.shape[1]
     centred = src - src.mean(0)
-    if np.linalg.matrix_rank(centred, tol=1e-6 * max(1.0, np.abs(centred).max())) < 3:
-        raise InvalidInputError('an affine fit needs points that are not coplanar.')
+    if np.linalg.matrix_rank(centred, tol=1e-6 * max(1.0, np.abs(centred).max())) < dim:
+        raise InvalidInputError('an affine fit needs points that are not coplanar '
+                                '(not collinear, for 2D points).')
     a, t = init if init is not None else _weighted_affine(src, dst, np.ones(len(src)))
     for _ in range(int(iters)):
         res = np.linalg.norm(apply_affine(a, t, src) - dst, axis=1)
@@ -226,7 +231,7 @@ def fit_affine_robust(src, dst, k: float = 1.345, iters: int = 20,
         a, t = _weighted_affine(src, dst, w)
     res = np.linalg.norm(apply_affine(a, t, src) - dst, axis=1)
     inl = res <= inlier_factor * _robust_scale(res, min_scale)
-    if inl.sum() >= 4 and np.linalg.matrix_rank(src[inl] - src[inl].mean(0)) == 3:
+    if inl.sum() >= dim + 1 and np.linalg.matrix_rank(src[inl] - src[inl].mean(0)) == dim:
         a, t = _weighted_affine(src[inl], dst[inl], np.ones(int(inl.sum())))
     return a, t, inl
 

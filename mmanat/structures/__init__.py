@@ -12,3 +12,6 @@ __all__ = [
     'crop_image', 'bbox_of_mask'
 ]
 __all__ += ['body_mask', 'body_bbox']
+from .planar import as_2d_image, as_planar_volume, drop_points, is_planar, lift_points  # noqa: F401,E501
+
+__all__ += ['as_planar_volume', 'as_2d_image', 'is_planar', 'lift_points', 'drop_points']

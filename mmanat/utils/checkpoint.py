@@ -22,7 +22,7 @@ unless it is itself on the list.
 import builtins
 import os
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -188,10 +188,15 @@ NETWORK_KINDS = {
     '2d-classifier': ('a 2D radiograph classifier (Adam fine-tuning)',
                       'a classifier checkpoint written by tools/train.py with a classifier '
                       'config'),
+    '2d-dense-embedding': ('a 2D dense anatomical embedding network (SAM on radiographs)',
+                           'a 2D SAM checkpoint, e.g. checkpoints/sam2d_default.pth'),
 }
-#: config ``model.type`` -> network kind
+#: config ``model.type`` -> network kind (a SAM whose backbone is ``Planar``-wrapped 2D
+#: convolutions is of kind ``'2d-dense-embedding'``, see :func:`config_kind`)
 MODEL_TYPE_KINDS = {'SAM': '3d-embedding', 'UAES': '3d-embedding', 'Adam': '2d-embedding',
                     'RadiographClassifier': '2d-classifier'}
+#: the kinds whose network can also be built in 2D (the 2D SAM), and the kind it then is
+PLANAR_KINDS = {'3d-embedding': '2d-dense-embedding'}
 
 
 def model_type_of(cfg) -> Optional[str]:
@@ -201,10 +206,26 @@ def model_type_of(cfg) -> Optional[str]:
     return kind if isinstance(kind, str) else None
 
 
+def config_kind(cfg) -> Optional[str]:
+    """The network kind (a :data:`NETWORK_KINDS` key) a config builds, ``None`` when its model
+    type is unknown: the kind of ``model.type``, and for SAM / UAE-S with a ``Planar``
+    backbone (2D convolutions on one-slice volumes) ``'2d-dense-embedding'``."""
+    kind = MODEL_TYPE_KINDS.get(model_type_of(cfg))
+    model = cfg.get('model') if hasattr(cfg, 'get') else None
+    backbone = model.get('backbone') if hasattr(model, 'get') else None
+    btype = backbone.get('type') if hasattr(backbone, 'get') else None
+    if kind in PLANAR_KINDS and isinstance(btype, str) and btype.split('.')[-1] == 'Planar':
+        return PLANAR_KINDS[kind]
+    return kind
+
+
 def spatial_dims_of(state: Dict[str, torch.Tensor]) -> Optional[int]:
     """2 or 3: the spatial dimensions of the convolutions of a state dict (weights of 4 or 5
-    dimensions), ``None`` when it has no convolution."""
-    dims = {v.dim() for k, v in state.items() if k.endswith('weight') and v.dim() in (4, 5)}
+    dimensions), ``None`` when it has no convolution. The backbone's convolutions decide when
+    there are ``backbone.*`` weights (the 2D SAM's coarse head has (1, 3, 3) 3D kernels)."""
+    back = {k: v for k, v in state.items() if k.startswith('backbone.')}
+    dims = {v.dim() for k, v in (back or state).items()
+            if k.endswith('weight') and v.dim() in (4, 5)}
     if 5 in dims:
         return 3
     return 2 if 4 in dims else None
@@ -223,16 +244,19 @@ def checkpoint_network(ckpt: dict, state: Dict[str, torch.Tensor]) -> dict:
         the spatial dimensions of its convolutions (2, 3 or ``None``).
     """
     meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
-    mtype = None
+    mtype, kind = None, None
     text = meta.get('cfg')
     if text:
         try:
             from mmengine.config import Config
             cfg = Config.fromstring(text, '.py') if isinstance(text, str) else Config(text)
-            mtype = model_type_of(cfg)
+            mtype, kind = model_type_of(cfg), config_kind(cfg)
         except Exception:  # noqa: BLE001 - an unreadable stored config: judge by the weights
-            mtype = None
-    return dict(type=mtype, kind=MODEL_TYPE_KINDS.get(mtype), dims=spatial_dims_of(state))
+            mtype, kind = None, None
+    dims = spatial_dims_of(state)
+    if kind in PLANAR_KINDS and dims == 2:  # a 2D SAM whose stored config says so by weights
+        kind = PLANAR_KINDS[kind]
+    return dict(type=mtype, kind=kind, dims=dims)
 
 
 def _network_text(net: dict) -> str:
@@ -245,7 +269,7 @@ def _network_text(net: dict) -> str:
     return text + (f' (model type {net["type"]})' if net.get('type') else '')
 
 
-def check_network_fits(path: str, found: dict, expect_kind: Optional[str] = None,
+def check_network_fits(path: str, found: dict, expect_kind: Union[None, str, tuple] = None,
                        cfg=None, config_name: str = '', user: str = 'this command') -> None:
     """Refuse a checkpoint whose network is not the one the task or the config needs, before
     any model is built.
@@ -253,7 +277,8 @@ def check_network_fits(path: str, found: dict, expect_kind: Optional[str] = None
     Args:
         path: the checkpoint file (for the message).
         found: :func:`checkpoint_network` of it.
-        expect_kind: the :data:`NETWORK_KINDS` key the task needs (``None``: any).
+        expect_kind: the :data:`NETWORK_KINDS` key the task needs, or a tuple of keys any
+            of which will do (``None``: any).
         cfg: the config the weights will be loaded into (``None``: not known yet); its
             ``model.type`` must be of the checkpoint's kind, and its convolutions of the
             same dimension.
@@ -266,17 +291,19 @@ def check_network_fits(path: str, found: dict, expect_kind: Optional[str] = None
     """
     got = _network_text(found)
     if expect_kind is not None:
-        dims = int(expect_kind[0])
-        wrong = (found['kind'] is not None and found['kind'] != expect_kind) or \
-            (found['kind'] is None and found['dims'] is not None and found['dims'] != dims)
+        kinds = (expect_kind,) if isinstance(expect_kind, str) else tuple(expect_kind)
+        dims = {int(k[0]) for k in kinds}
+        wrong = (found['kind'] is not None and found['kind'] not in kinds) or \
+            (found['kind'] is None and found['dims'] is not None and found['dims'] not in dims)
         if wrong:
-            what, fix = NETWORK_KINDS[expect_kind]
+            what = ' or '.join(NETWORK_KINDS[k][0] for k in kinds)
+            fix = ' or '.join(NETWORK_KINDS[k][1] for k in kinds)
             raise InvalidInputError(f'{path}: the checkpoint holds {got}, but {user} needs '
                                     f'{what}; pass {fix}.')
     if cfg is None:
         return
     ctype = model_type_of(cfg)
-    ckind = MODEL_TYPE_KINDS.get(ctype)
+    ckind = config_kind(cfg)
     cdims = int(ckind[0]) if ckind else None
     if (found['kind'] and ckind and found['kind'] != ckind) or \
             (found['dims'] and cdims and found['dims'] != cdims):

@@ -131,10 +131,15 @@ def test_embed_reads_a_path(tmp_path):
     assert maps.meta['source_path'] == path and maps.meta['modality'] == 'CT'
 
 
-def test_2d_image_is_refused():
-    img = MedicalImage(np.zeros((16, 16), np.float32), modality='XR')
-    with pytest.raises(InvalidInputError, match='3D'):
-        preprocess_image(img)
+def test_2d_image_becomes_a_one_slice_volume():
+    """2D images are embedded by the 2D SAM (tests/test_apis/test_xray_matching.py): they are
+    resampled in-plane only and padded in-plane only."""
+    img = MedicalImage(np.arange(40 * 24, dtype=np.float32).reshape(40, 24), spacing=0.5,
+                       modality='XR')
+    pre = preprocess_image(img)
+    assert pre.shape == (1, 32, 32) and pre.meta['unpadded_shape'] == (1, 10, 6)
+    np.testing.assert_allclose(pre.spacing, [2.0, 2.0, 1.0])
+    assert pre.meta['modality'] == 'XR' and pre.meta['source_grid']['shape'] == [1, 40, 24]
 
 
 # ------------------------------------------------------------------------------ init_model

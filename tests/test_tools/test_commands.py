@@ -32,6 +32,7 @@ COMMANDS = {
     'mmanat-demo-semantic-stable-points': ('demo_semantic_stable_points.py',
                                            ['--stable-points', 'stable-points structural']),
     'mmanat-demo-ct-mr': ('demo_ct_mr.py', ['--seed', 'UAE-M demo']),
+    'mmanat-demo-xray': ('demo_xray.py', ['--template-points', '--seeds', 'chest X-ray']),
     'mmanat-train': ('train.py', ['--resume', '--cfg-options', '--launcher', '--amp']),
     'mmanat-benchmark': ('benchmark.py', ['--quick', '--only', '--baselines']),
     'mmanat-benchmark-inference': ('benchmark_inference.py', ['--max-reference-points',

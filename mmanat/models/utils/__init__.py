@@ -1,4 +1,6 @@
-"""Model utilities that are not registered components."""
+"""Model utilities: BatchNorm repair helpers and the :class:`Planar` 2D-module wrapper."""
 from .bn_repair import find_nonfinite_bn_stats, repair_bn_state_dict, reset_nonfinite_bn_stats
+from .planar import Planar
 
-__all__ = ['find_nonfinite_bn_stats', 'repair_bn_state_dict', 'reset_nonfinite_bn_stats']
+__all__ = ['find_nonfinite_bn_stats', 'repair_bn_state_dict', 'reset_nonfinite_bn_stats',
+           'Planar']
