@@ -16,6 +16,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
                  if '_base_' not in p)
 SAM_CPU = 'sam/sam_tiny-fpn3d_1xb2-cpu-300it_synthetic-ct.py'
+SAM2D_CPU = 'sam/sam2d_tiny-fpn_1xb4-cpu-300it_synthetic-cxr.py'
 UAE_M_INTRA = 'sam/uae-m-intra_r18-fpn3d_1xb2-20k_synthetic-ct-mr.py'
 UAE_M_INTRA_CPU = 'sam/uae-m-intra_tiny-fpn3d_1xb2-cpu-300it_synthetic-ct-mr-4mm.py'
 UAE_M_INTER_CPU = 'sam/uae-m-inter_tiny-fpn3d_1xb2-cpu-300it_synthetic-ct-mr-4mm.py'
@@ -65,7 +66,8 @@ def test_short_names_are_the_reference_recipes(short):
 
 
 @pytest.mark.parametrize('name', [SAM_CPU, UAE_M_INTRA, 'sam/uae_m.py', UAE_M_INTRA_CPU,
-                                  UAE_M_INTER_CPU, ADAM_CPU, MOCO_CPU, LINEAR_CPU, FT_CPU])
+                                  UAE_M_INTER_CPU, ADAM_CPU, MOCO_CPU, LINEAR_CPU, FT_CPU,
+                                  SAM2D_CPU])
 def test_synthetic_datasets_build(name):
     cfg = load(name)
     ds = DATASETS.build(cfg.train_dataloader.dataset)
@@ -117,6 +119,15 @@ def test_sam_family_shares_the_two_view_crop(path):
         assert crops == []  # stage 2 crops the same region of a CT/MR pair instead
         return
     assert crops, 'no two-view crop in the training data'
+    if osp.basename(path).startswith('sam2d'):  # radiographs: the in-plane crop of 2D SAM
+        shared2d = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'datasets',
+                                            'sam2d_two_view.py')).view_crop_2d.to_dict()
+        sized = ('patch_size', 'spacing', 'seed_margin')  # the scale of the model
+        for crop in crops:
+            assert crop['patch_size'][0] == 1
+            assert {k: v for k, v in crop.items() if k not in sized} == {
+                k: v for k, v in shared2d.items() if k not in sized}
+        return
     rotation = 5.0 if 'uae-m-intra' in path else 0.0
     for crop in crops:
         assert crop == dict(shared, rotation_range=rotation)

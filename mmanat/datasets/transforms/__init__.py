@@ -15,3 +15,5 @@ from . import rand_histogram_shift  # noqa: F401
 from . import inter_modality_crop  # noqa: F401
 from . import torchio_view_intensity  # noqa: F401
 from . import random_view_deformation  # noqa: F401
+from . import planar_volume  # noqa: F401
+from . import xray_view_intensity  # noqa: F401

@@ -18,6 +18,16 @@ value (air for CT) and flagged ``valid = False``.
 
 The 1.05 box margin still matters for placement: the common seed point of an overlapping pair
 lies at least ``seed_margin`` voxels inside both boxes, which keeps it inside both views.
+
+2D images (planar volumes)
+--------------------------
+A radiograph is a one-slice volume ``(1, H, W)`` in the world plane z = 0
+(:func:`mmanat.structures.planar.as_planar_volume`). With ``patch_size = (1, h, w)`` and such a
+volume, the views are drawn in its plane: boxes and seed point only in-plane, the single output
+slice lies exactly on the image slice (index k = 0, so every coordinate map has the image's z),
+a rotation only about the plane normal (``rotation_range``'s z angle), and the view spacing is
+``spacing * s`` in-plane and the image's own (1 mm) across it. Everything else - scales,
+overlap probability, one-step resampling, exact coordinate maps - is the 3D recipe.
 """
 from __future__ import annotations
 
@@ -31,6 +41,7 @@ from mmcv.transforms import BaseTransform
 
 from mmanat.registry import TRANSFORMS
 from mmanat.structures.image import MedicalImage
+from mmanat.structures.planar import as_planar_volume, is_planar
 from mmanat.utils.exceptions import InvalidInputError
 
 
@@ -190,7 +201,8 @@ def _uniform(low, high):
 class RandomTwoViewCrop(BaseTransform):
     """Draw two views of one volume for SAM with exact world-coordinate maps.
 
-    Required keys: ``image`` (:class:`MedicalImage`, 3D, any spacing/origin/direction).
+    Required keys: ``image`` (:class:`MedicalImage`, 3D, any spacing/origin/direction; a 2D
+    image is lifted to its one-slice volume, see "Planar volumes" below).
     Optional keys: ``label`` (MedicalImage on the same grid, resampled nearest when
     ``with_label``).
 
@@ -216,13 +228,19 @@ class RandomTwoViewCrop(BaseTransform):
         seed_margin: minimal distance ``(z, y, x)`` in base voxels between the seed point and
             the borders of each box (and of the volume).
         rotation_range: maximal random rotation in degrees about each axis (scalar or
-            ``(x, y, z)``), applied about the view centre; 0 (SAM default) disables it.
+            ``(x, y, z)``), applied about the view centre; 0 (SAM default) disables it. For a
+            planar volume (see below) only the angle about z (the plane normal) is used.
         pad_value: intensity of voxels outside the image; ``None`` = the volume minimum
             (air in CT, background in MR; ``image.meta['min']`` when the cache recorded it,
             else estimated from a strided subsample), which stays right whether the volume
             is normalised before or after this transform (the normalisation is monotone).
         with_label: also resample ``results['label']`` (nearest) when present (off for SAM,
             which does not use labels; UAE-S needs it).
+
+    Planar volumes (2D images): when the image has one slice and ``patch_size`` is
+    ``(1, h, w)``, both views lie in the image plane (module docstring, "2D images"):
+    in-plane boxes and seed, the output slice on the image slice, rotations about the plane
+    normal only, view spacing ``(spacing * s, spacing * s, image z spacing)``.
     """
 
     def __init__(self,
@@ -295,10 +313,17 @@ class RandomTwoViewCrop(BaseTransform):
     # ------------------------------------------------------------------ main
     def transform(self, results: dict) -> dict:
         image: MedicalImage = results['image']
+        if isinstance(image, MedicalImage) and image.ndim == 2:  # a radiograph: lift it
+            image = results['image'] = as_planar_volume(image)
         if not isinstance(image, MedicalImage) or image.ndim != 3:
             raise InvalidInputError(
                 f'RandomTwoViewCrop needs results["image"] to be a 3D MedicalImage, got '
                 f'{type(image).__name__} {getattr(image, "shape", "")}.')
+        if is_planar(image) and self.patch_size[0] != 1:
+            raise InvalidInputError(
+                f'{image.path or "<image>"}: a 2D image (one-slice volume {image.shape}) needs '
+                f'patch_size=(1, h, w), got {self.patch_size}; use the 2D SAM configs '
+                '(configs/sam/sam2d_*.py).')
         pad = self._pad_value(image)
         label = results.get('label') if self.with_label else None
         if label is not None and not isinstance(label, MedicalImage):
@@ -316,12 +341,21 @@ class RandomTwoViewCrop(BaseTransform):
                             (lower + boxes_mm) / image.spacing - 0.5], axis=1)  # (2, 2, 3)
         rotations = _uniform(-np.tile(self.rotation_range, (2, 1)),
                              np.tile(self.rotation_range, (2, 1)))
+        planar = self.patch_size[0] == 1 and image.shape[0] == 1
+        if planar:  # views in the image plane: on its slice, rotated about its normal only
+            centre_idx[:, 2] = 0.0
+            box_idx[:, :, 2] = (-0.5, 0.5)
+            rotations[:, :2] = 0.0
+            if seed is not None:
+                seed[2] = 0.5 * image.spacing[2]
 
         imgs, coords, valids, labels, geoms = [], [], [], [], []
         for v in range(2):
             rot = _rotation_matrix(rotations[v]) if np.any(self.rotation_range > 0) else None
             geom = view_grid_geometry(image, centre_idx[v], size_xyz,
                                       self.spacing * scales[v], rot)
+            if planar:  # across the plane: the image's own slice spacing (one slice)
+                geom['spacing'][2] = image.spacing[2]
             extra = [] if label is None else [(label.array, 0, 0.0)]
             out = sample_on_grid(image, geom, pad, order=1, extra=extra)
             imgs.append(out[0])

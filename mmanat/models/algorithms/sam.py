@@ -44,6 +44,17 @@ def gather_similarities(maps: torch.Tensor, query_index: torch.Tensor,
     return pos, neg
 
 
+def _channels_last(t: torch.Tensor) -> torch.Tensor:
+    """``channels_last_3d`` for 5-D tensors (3D conv weights), ``channels_last`` for 4-D ones
+    (the 2D convs of a :class:`~mmanat.models.utils.Planar` network); others unchanged.
+    For a 3D network this is ``module.to(memory_format=torch.channels_last_3d)``."""
+    if t.dim() == 5:
+        return t.to(memory_format=torch.channels_last_3d)
+    if t.dim() == 4:
+        return t.to(memory_format=torch.channels_last)
+    return t
+
+
 @MODELS.register_module()
 class SAM(BaseModel):
     """Self-supervised Anatomical eMbedding (Yan et al., TMI 2022, arXiv:2012.02383).
@@ -59,6 +70,11 @@ class SAM(BaseModel):
     affine coordinate maps; a grid voxel is valid when at least ``valid_threshold`` of its
     block is. The samplers pick (query, positive, negatives) triplets from the coordinates;
     the InfoNCE losses are averaged over all queries of the batch.
+
+    2D images (radiographs) are one-slice volumes, D = 1 (:mod:`mmanat.structures.planar`):
+    the networks are 2D ones wrapped by :class:`~mmanat.models.utils.Planar`, the strides
+    are ``(1, sy, sx)`` (e.g. fine ``(1, 4, 4)``, coarse ``(1, 32, 32)``) and everything
+    else (padding, pooling of the coordinate maps, the samplers, the losses) is unchanged.
 
     Optional ``data_samples['query_mask']`` (B, 2, D, H, W) bool (UAE-M stage 2: the MR
     foreground, see :class:`PackSAMInputs`) is pooled to the fine grid like ``valid`` (a
@@ -83,8 +99,9 @@ class SAM(BaseModel):
         fine_stride, coarse_stride: (z, y, x) strides of the two outputs.
         valid_threshold: fraction of valid input voxels that makes a grid voxel valid.
         channels_last: run the network in the ``channels_last_3d`` memory format (weights
-            and activations N, D, H, W, C): the same function, about 30 % less forward time
-            for oneDNN on CPU. The returned maps are contiguous (N, C, D, H, W) either way.
+            and activations N, D, H, W, C; 2D conv weights in ``channels_last``): the same
+            function, about 30 % less forward time for oneDNN on CPU. The returned maps are
+            contiguous (N, C, D, H, W) either way.
         cpu_bf16: run the network on CPU under bfloat16 autocast (convolutions in bf16;
             BatchNorm, the L2 normalisation, the samplers and the losses stay float32).
             About 2x faster convolutions on CPUs with AVX512-BF16/AMX, but it changes the
@@ -94,6 +111,9 @@ class SAM(BaseModel):
             exactly input size / stride) or runs the network on the image as it is (False,
             as the released SAM / UAE code does; the maps then equal the reference's up to
             the borders, where padding would change them within the receptive field).
+        input_spacing: the isotropic spacing (mm) images are resampled to before the network
+            at inference (:func:`mmanat.apis.embed`); ``None`` means the 3D default, 2.0 mm.
+            The 2D configs set it (a radiograph's in-plane pixel size).
         data_preprocessor: MODELS config (default SAMDataPreprocessor padding to
             ``coarse_stride``).
         init_cfg: mmengine init config.
@@ -117,6 +137,7 @@ class SAM(BaseModel):
                  channels_last: bool = False,
                  cpu_bf16: bool = False,
                  pad_at_inference: bool = True,
+                 input_spacing: Optional[float] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None):
         if data_preprocessor is None:
@@ -147,8 +168,13 @@ class SAM(BaseModel):
         self.channels_last = bool(channels_last)
         self.cpu_bf16 = bool(cpu_bf16)
         self.pad_at_inference = bool(pad_at_inference)
+        if input_spacing is not None and not float(input_spacing) > 0:
+            raise InvalidInputError(
+                f'SAM: input_spacing={input_spacing!r} must be a positive number of mm (or None '
+                'for the 3D default 2.0 mm)')
+        self.input_spacing = None if input_spacing is None else float(input_spacing)
         if self.channels_last:
-            self.to(memory_format=torch.channels_last_3d)
+            self._apply(_channels_last)
 
     @staticmethod
     def _build(registry, cfg):
