@@ -15,7 +15,10 @@ Points: ``.csv`` (name,x,y,z world mm in --space), 3D Slicer ``.mrk.json`` or ``
 own coordinate system is honoured on input). Output: the same formats, coordinates in
 --space, plus the columns ``score`` (similarity <= 1) and ``i, j, k`` (rounded ITK voxel
 indices of the ORIGINAL target image); ``num_kept`` with --stable-points, ``num_local`` with
-``--method consensus``. Nothing is written unless every target was matched.
+``--method consensus``, and ``quality``: ``ok``, or ``low_score`` for a match whose score is below
+--min-score (probably wrong; a warning names them). Nothing is written unless every target was
+matched; a target where every match scores below --min-score (the images do not show the same
+anatomy, or the model does not fit them) ends the command with exit code 1 and nothing written.
 
 2D images (radiographs: DICOM, PNG, 2D NRRD/MHA) are matched with a 2D SAM
 (docs/en/user_guides/xray_matching.md)::
@@ -25,13 +28,14 @@ indices of the ORIGINAL target image); ``num_kept`` with --stable-points, ``num_
 
 2D points are ``.csv`` files: ``name,x,y`` (world mm of the image plane, the DICOM / ITK
 geometry) or ``name,column,row`` (0-based pixel indices of the template; recognised by that
-header, or forced by --pixel). 2D outputs are ``name,x,y,score,column,row`` (rounded pixel
-indices of the target) for world-mm queries, ``name,column,row,score,x,y`` (sub-pixel indices
+header, or forced by --pixel). 2D outputs are ``name,x,y,score,column,row,quality`` (rounded pixel
+indices of the target) for world-mm queries, ``name,column,row,score,x,y,quality`` (sub-pixel indices
 of the target, then world mm) for pixel queries.
 """
 import argparse
 import os
 import os.path as osp
+import sys
 import time
 from typing import List, Optional, Sequence
 
@@ -45,6 +49,16 @@ IMAGE_SUFFIXES = VOLUME_EXTENSIONS + ('.dcm', '.png', '.jpg', '.jpeg', '.emb.pt'
 #: file name of the shipped 2D SAM in checkpoints/ and the tiny 2D SAM config
 SAM2D_CHECKPOINT = 'sam2d_default.pth'
 SAM2D_TINY_CONFIG = osp.join('configs', '_base_', 'models', 'sam2d_tiny.py')
+#: default --min-score. Measured with the shipped SAM (consensus) on the sample CTs: the six
+#: lung1 landmarks found in lung2 score 0.53-0.82, the same points "found" in a brain MR
+#: -0.05-0.24; the UAE-M demo's CT/MR match scores 0.92. The argmax of the reference method
+#: scores 0.36-0.78 even in the wrong image, so the flag catches fewer of its failures.
+DEFAULT_MIN_SCORE = 0.3
+EXIT_LOW_SCORE = 1
+
+
+class LowScoreError(Exception):
+    """Every match of a target scored below --min-score (exit code 1, nothing written)."""
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -90,6 +104,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    'written as name,column,row,score,x,y (sub-pixel indices of each target, '
                    'then world mm); a --points .csv whose header has column,row but no x,y '
                    'turns this on by itself')
+    p.add_argument('--min-score', type=float, default=DEFAULT_MIN_SCORE,
+                   help='matches scoring below this are flagged (quality column "low_score" '
+                   'and a warning); a target where every match does fails (exit 1, nothing '
+                   f'written). Default {DEFAULT_MIN_SCORE}; -1 turns the check off')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 (default: GPU if any)')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
     return p.parse_args(argv)
@@ -135,12 +153,22 @@ def output_paths(out: str, targets: Sequence[str]) -> List[str]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry of ``mmanat-match``: parse, then :func:`match_files`."""
     args = parse_args(argv)
+    try:
+        _match_main(args)
+    except LowScoreError as err:
+        from .runner import error_line
+        print(error_line(err), file=sys.stderr, flush=True)
+        return EXIT_LOW_SCORE
+    return 0
+
+
+def _match_main(args) -> None:
     match_files(args.template, args.points, args.target, args.out, config=args.config,
                 checkpoint=args.checkpoint, random_init=args.random_init, space=args.space,
                 method=args.method, stable_points=args.stable_points,
                 refine=not args.no_refine, tile_size=args.tile_size, modality=args.modality,
-                device=args.device, progress=not args.no_progress, pixel=args.pixel)
-    return 0
+                device=args.device, progress=not args.no_progress, pixel=args.pixel,
+                min_score=args.min_score)
 
 
 def shipped_checkpoint(planar: bool) -> str:
@@ -241,13 +269,27 @@ def result_pointset(res, points, pixel: bool):
     return PointSet(found.xyz, names=points.names, extra=extra)
 
 
+def flag_low_scores(found, scores, min_score: float, target: str):
+    """Add the ``quality`` column (``ok`` / ``low_score``: score below ``min_score``) to the
+    matches ``found`` of ``target`` and warn on stderr about the low ones. Returns ``found``."""
+    low = [float(v) < min_score for v in scores]
+    found.extra['quality'] = ['low_score' if b else 'ok' for b in low]
+    if any(low):
+        names = [n for n, b in zip(found.names, low) if b]
+        shown = ', '.join(names[:8]) + (f' and {len(names) - 8} more' if len(names) > 8 else '')
+        print(f'warning: {target}: {len(names)} of {len(low)} matches scored below '
+              f'--min-score {min_score:g} ({shown}); they are probably wrong (quality '
+              '"low_score" in the output).', file=sys.stderr, flush=True)
+    return found
+
+
 def match_files(template: str, points_file: str, targets: Sequence[str], out: str, *,
                 config: Optional[str] = None, checkpoint: Optional[str] = None,
                 random_init: bool = False, space: str = 'LPS', method: Optional[str] = None,
                 stable_points: bool = False, refine: bool = True,
                 tile_size: Optional[Sequence[int]] = None, modality: Optional[str] = None,
                 device: Optional[str] = None, progress: bool = True,
-                pixel: bool = False) -> List[str]:
+                pixel: bool = False, min_score: float = DEFAULT_MIN_SCORE) -> List[str]:
     """Find the points of ``points_file`` (in ``template``) in every target; write them.
 
     Args:
@@ -276,6 +318,8 @@ def match_files(template: str, points_file: str, targets: Sequence[str], out: st
         pixel (bool): 2D: the points are pixel ``column,row`` of the template and the
             outputs ``name,column,row,score,x,y`` (also when ``points_file`` has the header
             ``name,column,row``).
+        min_score (float): matches scoring below it get ``quality`` ``low_score`` and a
+            warning; a target where every match does raises :class:`LowScoreError`.
 
     Returns:
         list[str]: the written files (nothing is written unless every target matched).
@@ -283,6 +327,7 @@ def match_files(template: str, points_file: str, targets: Sequence[str], out: st
     Raises:
         InvalidInputError: a missing file, a bad extension, points outside the template,
             images, points or a model of different dimensions (2D / 3D).
+        LowScoreError: every match of a target scored below ``min_score``.
     """
     import numpy as np
 
@@ -375,7 +420,8 @@ def match_files(template: str, points_file: str, targets: Sequence[str], out: st
                                       stable_points=stable_points, progress=progress,
                                       consensus_cfg=consensus_cfg)
         t_match += time.perf_counter() - t0
-        results.append(result_pointset(res, points, is_pixel))
+        results.append(flag_low_scores(result_pointset(res, points, is_pixel), res.scores,
+                                       min_score, target))
         if len(points) <= 20:
             print(f'{target}:')
             for i, name in enumerate(points.names):
@@ -393,6 +439,14 @@ def match_files(template: str, points_file: str, targets: Sequence[str], out: st
             sc = res.scores
             print(f'{target}: {len(points)} points, score median {np.median(sc):.4f} '
                   f'(min {sc.min():.4f}, max {sc.max():.4f})')
+    failed = [t for t, ps in zip(targets, results)
+              if all(q == 'low_score' for q in ps.extra['quality'])]
+    if failed:
+        raise LowScoreError(
+            f'every match in {", ".join(failed)} scored below --min-score {min_score:g}: the '
+            'images do not seem to show the same anatomy (or the model does not fit them: CT/MR '
+            'models for volumes, a 2D SAM for radiographs). Nothing written; pass --min-score -1 '
+            'to write the matches anyway.')
     if is_pixel:
         written = [write_pixel_points(ps, path) for ps, path in zip(results, outs)]
     else:

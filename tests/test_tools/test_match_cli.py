@@ -170,3 +170,34 @@ def test_real_sam_tiny_end_to_end(setup, match_tool, tmp_path):
     tgt = read_volume(setup['target'])
     assert np.all(tgt.contains_world(res.xyz))
 
+
+
+def test_low_scores_are_flagged_and_warned(setup, match_tool, tmp_path, capsys):
+    first = str(tmp_path / 'all.csv')
+    assert match_tool.main(_args(setup, first, '--points', setup['csv'], '--min-score',
+                                 '-1')) == 0
+    scores = np.asarray(read_points(first).extra['score'])
+    assert read_points(first).extra['quality'] == ['ok'] * 3
+    assert scores.max() > scores.min()
+    thr = float((scores.max() + scores.min()) / 2)
+    capsys.readouterr()
+    out = str(tmp_path / 'flagged.csv')
+    assert match_tool.main(_args(setup, out, '--points', setup['csv'], '--min-score',
+                                 repr(thr))) == 0
+    got = read_points(out)
+    assert got.extra['quality'] == ['low_score' if s < thr else 'ok' for s in scores]
+    low = [n for n, s in zip(got.names, scores) if s < thr]
+    err = capsys.readouterr().err
+    assert 'warning' in err and f'{len(low)} of 3 matches scored below' in err
+    assert all(n in err for n in low)
+
+
+def test_every_match_below_min_score_fails_and_writes_nothing(setup, match_tool, tmp_path,
+                                                              capsys):
+    out = str(tmp_path / 'found.csv')
+    assert match_tool.main(_args(setup, out, '--points', setup['csv'], '--min-score',
+                                 '1.5')) == 1
+    assert not osp.exists(out) and os.listdir(tmp_path) == []
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith('error: every match in') and '--min-score -1' in err[-1]
+    assert 'Traceback' not in '\n'.join(err)

@@ -55,7 +55,7 @@ def test_match_2d_world_points_writes_2d_outputs(xr, tmp_path, capsys):
     out = tmp_path / 'found.csv'
     assert _match(xr, out) == 0
     rows = _rows(out)
-    assert list(rows[0]) == ['name', 'x', 'y', 'score', 'column', 'row']
+    assert list(rows[0]) == ['name', 'x', 'y', 'score', 'column', 'row', 'quality']
     assert [r['name'] for r in rows] == xr['landmarks'].names
     found = np.array([[float(r['x']), float(r['y'])] for r in rows])
     err = np.linalg.norm(found - xr['landmarks'].xyz, axis=1)
@@ -70,7 +70,7 @@ def test_match_pixel_points_round_trip(xr, tmp_path):
     out = tmp_path / 'found_px.csv'
     assert _match(xr, out, points='points_px') == 0  # the header turns pixels on
     rows = _rows(out)
-    assert list(rows[0]) == ['name', 'column', 'row', 'score', 'x', 'y']
+    assert list(rows[0]) == ['name', 'column', 'row', 'score', 'x', 'y', 'quality']
     cr = np.array([[float(r['column']), float(r['row'])] for r in rows])
     assert np.median(np.linalg.norm(cr - xr['pixels'], axis=1)) < 0.5, cr - xr['pixels']
     # the pixel output reads back as pixel points, and as world points by its x, y columns
