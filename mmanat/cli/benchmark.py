@@ -46,6 +46,10 @@ from .runner import checkout_root, command
 
 ROOT = checkout_root()
 
+#: pixel spacing (mm) assumed for the sample radiograph, which stores none (an estimate from its
+#: rib cage width; configs/sam/sam2d_tiny-fpn_1xb4-cpu-1000it_synthetic-cxr-samples.py uses it)
+ASSUMED_XRAY_SPACING = 0.2
+
 BENCHMARKS = ('deformation', 'cross_subject', 'real_landmarks', 'lesion_tracking', 'speed',
               'xray')
 
@@ -323,6 +327,10 @@ def run_xray(data_dir, methods, settings, seed, tables, skipped) -> None:
     from mmanat.fileio import read_xray
     t0 = time.perf_counter()
     image = read_xray(path)
+    if not image.meta.get('spacing_known', True):
+        # the sample stores Pixel Spacing 0\0; its rib cage spans ~1750 of 1841 columns, so
+        # ~0.2 mm per pixel (the estimate the 2D SAM training config uses for it too)
+        image = image.with_array(image.array, spacing=(ASSUMED_XRAY_SPACING, ) * 2)
     cases = cs.xray_deformation_cases(image, n_cases=settings['n_deformations'],
                                       n_points=settings['n_points'],
                                       spacing=settings['real_spacing'], seed=seed,
@@ -339,8 +347,8 @@ def run_xray(data_dir, methods, settings, seed, tables, skipped) -> None:
         'mmanat.evaluation.cases.radiograph_body_mask).')
     if not image.meta.get('spacing_known', True):
         table.notes.append(
-            f'{osp.basename(path)} stores no usable pixel spacing: read_xray counts its pixels '
-            'as 1 mm (as tools/match.py does), so the mm of this table are nominal, one per '
-            'original pixel, not physical millimetres.')
+            f'{osp.basename(path)} stores no usable pixel spacing: its pixels are taken as '
+            f'{ASSUMED_XRAY_SPACING} mm (its rib cage spans about 1750 of 1841 columns), an '
+            'estimate, so the mm of this table are approximate.')
     tables.append(table)
 

@@ -142,6 +142,11 @@ CLI_CASES = {
                                  ['found.csv is an existing file']),
     'embed-folder-without-volumes': ('embed', '{folder_no_volumes} --checkpoint {sam_ckpt} '
                                      '--out-dir {out_dir}', ['no_volumes', 'no volume']),
+    # every match below --min-score: the result is unusable (exit 1, nothing written)
+    'match-every-score-below-min-score': ('match', '--checkpoint {sam_ckpt} --template {ct} '
+                                          '--points {points} --target {ct2} --out {out_csv} '
+                                          '--min-score 2 --no-progress',
+                                          ['every match in', 'ct2', '--min-score -1']),
     'embed-missing-input': ('embed', '{dir}/gone --checkpoint {sam_ckpt} --out-dir {out_dir}',
                             ['gone', 'no such file']),
 }
