@@ -10,7 +10,8 @@ instead of producing wrong matches. Checkpoints you train yourself are not liste
 without a check (publish them with ``tools/publish_checkpoint.py --zoo`` to list them).
 
 The default checkpoint of each task (``sam``, ``semantic`` = UAE-S, ``ct_mr`` = UAE-M,
-``adam``) is what the demos and ``tools/match.py`` use when no ``--checkpoint`` is given.
+``adam``, ``sam2d`` = the 2D SAM for radiographs) is what the demos and ``tools/match.py``
+use when no ``--checkpoint`` is given.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ DEFAULT_CHECKPOINTS = {
     'semantic': 'uae_s_default.pth',
     'ct_mr': 'uae_m_default.pth',
     'adam': 'adam_default.pth',
+    'sam2d': 'sam2d_default.pth',
 }
 
 

@@ -61,3 +61,14 @@ def test_refine_bspline_2d_and_mixed_dimensions():
     vol = MedicalImage(np.zeros((8, 8, 8), np.float32), spacing=1.0)
     with pytest.raises(InvalidInputError, match='a 3D target .* 2D template'):
         refine_bspline(img, vol, sitk.AffineTransform(2), 'quick')
+
+
+def test_metric_sampling_draws_at_least_min_samples():
+    import SimpleITK as sitk
+
+    from mmanat.registration.sitk_registration import MIN_SAMPLES, _sampling_fraction
+    small = sitk.Image([90, 90], sitk.sitkFloat32)  # a radiograph at 4 mm
+    big = sitk.Image([100, 100, 60], sitk.sitkFloat32)  # a chest CT at 4 mm
+    assert _sampling_fraction(small, 0.02, MIN_SAMPLES) == pytest.approx(MIN_SAMPLES / 8100)
+    assert _sampling_fraction(big, 0.02, MIN_SAMPLES) == 0.02  # volumes keep the preset
+    assert _sampling_fraction(small, 0.02, 10 ** 6) == 1.0
