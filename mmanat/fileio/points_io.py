@@ -27,7 +27,7 @@ import io
 import json
 import os
 import os.path as osp
-from typing import List, Optional, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -84,6 +84,24 @@ def _float(value: str, path: str, what: str) -> float:
 
 
 # ---------------------------------------------------------------------------------- CSV
+def _table_rows(path: str, header: List[str], low: List[str], body: List[List[str]],
+                coords: Sequence[str]):
+    """The data rows of a point CSV: ``(coordinates (N, len(coords)), names or None, extra
+    columns)``, every row checked against the header."""
+    pos = [low.index(c) for c in coords]
+    name_col = low.index('name') if 'name' in low else None
+    extra_cols = [i for i in range(len(header)) if i not in pos and i != name_col]
+    for ln, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise InvalidInputError(
+                f'{path}: data row {ln} has {len(row)} fields, the header has {len(header)}.')
+    arr = np.array([[_float(r[i], path, header[i]) for i in pos] for r in body],
+                   dtype=np.float64).reshape(len(body), len(pos))
+    names = [r[name_col] for r in body] if name_col is not None else None
+    extra = {header[i]: _parse_column([r[i] for r in body]) for i in extra_cols}
+    return arr, names, extra
+
+
 def _read_csv(path: str, space: str) -> PointSet:
     with open(path, newline='', encoding='utf-8-sig') as f:
         text = f.readlines()
@@ -104,18 +122,7 @@ def _read_csv(path: str, space: str) -> PointSet:
                 f'{path}: CSV header {header} has no {col!r} column; expected name,x,y,z '
                 '(world mm) plus optional extra columns.')
     axes = ['x', 'y', 'z'] if 'z' in low else ['x', 'y']
-    pos = [low.index(a) for a in axes]
-    name_col = low.index('name') if 'name' in low else None
-    extra_cols = [i for i in range(len(header)) if i not in pos and i != name_col]
-    body = rows[1:]
-    for ln, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise InvalidInputError(
-                f'{path}: data row {ln} has {len(row)} fields, the header has {len(header)}.')
-    xyz = np.array([[_float(r[i], path, header[i]) for i in pos] for r in body],
-                   dtype=np.float64).reshape(len(body), len(axes))
-    names = [r[name_col] for r in body] if name_col is not None else None
-    extra = {header[i]: _parse_column([r[i] for r in body]) for i in extra_cols}
+    xyz, names, extra = _table_rows(path, header, low, rows[1:], axes)
     if len(axes) == 2:
         if check_space(space) != 'LPS':
             raise InvalidInputError(
@@ -379,22 +386,11 @@ def read_pixel_points(path: PathLike, min_points: int = 0) -> PointSet:
         raise InvalidInputError(
             f'{path}: CSV header {header} lacks the pixel columns column,row; expected '
             'name,column,row (0-based pixel indices of the image).')
-    pos = [low.index(c) for c in PIXEL_COLUMNS]
-    name_col = low.index('name') if 'name' in low else None
-    extra_cols = [i for i in range(len(header)) if i not in pos and i != name_col]
-    body = rows[1:]
-    for ln, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise InvalidInputError(
-                f'{path}: data row {ln} has {len(row)} fields, the header has {len(header)}.')
-    cr = np.array([[_float(r[i], path, header[i]) for i in pos] for r in body],
-                  dtype=np.float64).reshape(len(body), 2)
-    if len(body) < min_points:
+    cr, names, extra = _table_rows(path, header, low, rows[1:], PIXEL_COLUMNS)
+    if len(cr) < min_points:
         raise InvalidInputError(
-            f'{path}: holds {len(body)} point(s), at least {min_points} needed; add one row '
+            f'{path}: holds {len(cr)} point(s), at least {min_points} needed; add one row '
             'per point under the header (name,column,row pixel indices).')
-    names = [r[name_col] for r in body] if name_col is not None else None
-    extra = {header[i]: _parse_column([r[i] for r in body]) for i in extra_cols}
     return PointSet(cr, names=names, extra=extra)
 
 
