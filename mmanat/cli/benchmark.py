@@ -21,6 +21,10 @@ Benchmarks (``--only`` picks some):
   both), and the real sample radiograph (``data/samples/xray/RG1_UNCR.dcm``) against known
   random 2D deformations of itself (affine + smooth displacement, field-of-view cut, exposure
   change), points sampled inside the body.
+* ``propagation``: organ label maps carried across synthetic subjects (and the rule-based lung
+  masks lung1 -> lung2), Dice per organ and time: embedding propagation (``--config`` models,
+  else the shipped SAM) vs SimpleITK affine / affine + B-spline
+  (:mod:`mmanat.evaluation.benchmark.propagation`).
 
 Methods: identity, SimpleITK affine and affine + B-spline registration (Mattes MI), ANTs
 affine and SyN (optional extra ``pip install -e '.[ants]'``; without it their rows say
@@ -51,7 +55,7 @@ ROOT = checkout_root()
 ASSUMED_XRAY_SPACING = 0.2
 
 BENCHMARKS = ('deformation', 'cross_subject', 'real_landmarks', 'lesion_tracking', 'speed',
-              'xray')
+              'xray', 'propagation')
 
 SETTINGS = {
     'quick': dict(
@@ -90,6 +94,9 @@ def parse_args(argv=None):
                    default=['identity', 'sitk_affine', 'sitk_bspline', 'ants_affine', 'ants_syn'],
                    help='baseline methods to run (default: identity sitk_affine sitk_bspline '
                    'ants_affine ants_syn; none: just the flag)')
+    p.add_argument('--registration-preset', choices=('quick', 'default'),
+                   help='preset of the SimpleITK / ANTs baselines (default: quick with --quick, '
+                   'else default; mmanat.registration.PRESETS)')
     p.add_argument('--data-dir', default=osp.join(ROOT, 'data', 'samples'),
                    help='folder of the real sample data (ct/lung1.nrrd, ct/lung2.nrrd, '
                    'xray/RG1_UNCR.dcm)')
@@ -119,7 +126,8 @@ def main(argv=None) -> int:
                    checkpoints=args.checkpoint, model_names=args.model_name,
                    device=args.device, baseline_names=args.baselines, data_dir=args.data_dir,
                    work_dir=args.work_dir, seed=args.seed, out=args.out,
-                   json_path=args.json, cmdline=cmdline)
+                   json_path=args.json, cmdline=cmdline,
+                   registration_preset=args.registration_preset)
     return 0
 
 
@@ -131,7 +139,8 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
                    work_dir: str = osp.join(ROOT, 'work_dirs', 'benchmark'), seed: int = 0,
                    out: str = osp.join(ROOT, 'docs', 'en', 'notes', 'benchmarks.md'),
                    json_path: Optional[str] = None,
-                   cmdline: str = 'mmanat.cli.benchmark.run_benchmarks') -> str:
+                   cmdline: str = 'mmanat.cli.benchmark.run_benchmarks',
+                   registration_preset: Optional[str] = None) -> str:
     """Run the benchmarks ``wanted`` (names of :data:`BENCHMARKS`) and write the report.
 
     Args:
@@ -149,6 +158,8 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
         out (str): markdown report.
         json_path (str, optional): also write every table and per-case result as JSON.
         cmdline (str): the command line recorded in the report.
+        registration_preset (str, optional): ``'quick'`` or ``'default'`` preset of the
+            registration baselines (None: ``'quick'`` with ``quick``, else ``'default'``).
 
     Returns:
         str: the report's path.
@@ -161,7 +172,8 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
     from mmanat.utils.exceptions import InvalidInputError
 
     settings = SETTINGS['quick' if quick else 'full']
-    methods = baselines.default_baselines(quick=quick, names=baseline_names)
+    preset_quick = quick if registration_preset is None else registration_preset == 'quick'
+    methods = baselines.default_baselines(quick=preset_quick, names=baseline_names)
     skipped, tables = [], []
     model_methods = []
     if configs:
@@ -231,6 +243,9 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
 
     if 'xray' in wanted:
         run_xray(data_dir, methods, settings['xray'], seed, tables, skipped)
+
+    if 'propagation' in wanted:
+        run_propagation(data_dir, model_methods, quick, seed, device, tables, skipped)
 
     if 'speed' in wanted:
         naive = [m for m in model_methods if not m.stable_points
@@ -352,3 +367,37 @@ def run_xray(data_dir, methods, settings, seed, tables, skipped) -> None:
             'estimate, so the mm of this table are approximate.')
     tables.append(table)
 
+
+def run_propagation(data_dir, model_methods, quick, seed, device, tables, skipped) -> None:
+    """Benchmark ``propagation`` (:mod:`mmanat.evaluation.benchmark.propagation`): synthetic
+    subject pairs at 4 mm (1 pair quick, 2 full), and the real lung masks when the sample
+    CTs are present; tables appended to ``tables``."""
+    from mmanat.evaluation.benchmark import propagation as pr
+    models = [(m.model, m.name) for m in model_methods
+              if m.image_ndim == 3 and not m.stable_points and m.match_method != 'consensus']
+    if not models:
+        models = [pr.default_model(device)]
+    methods = pr.propagation_methods([m for m, _ in models], [n for _, n in models],
+                                     preset='quick' if quick else 'default')
+    t0 = time.perf_counter()
+    cases = pr.propagation_cases(n_pairs=1 if quick else 2, spacing=4.0, seed=seed)
+    log(f'[propagation] {len(cases)} synthetic pairs generated in '
+        f'{time.perf_counter() - t0:.1f} s')
+    table = pr.run_propagation_benchmark(cases, methods, log=log)
+    table.notes.append(f'{len(cases)} synthetic CT pair(s) at 4 mm (chest and upper abdomen); '
+                       'labels resampled by nearest neighbour onto the target grid; time per '
+                       'case includes embedding both images (embedding rows) or the '
+                       'registration (SimpleITK rows).')
+    tables.append(table)
+    paths = [osp.join(data_dir, 'ct', f'{k}.nrrd') for k in ('lung1', 'lung2')]
+    if not all(osp.isfile(p) for p in paths):
+        skipped.append('propagation (real lungs): sample CTs missing; run '
+                       '`python tools/fetch_sample_data.py` first')
+        return
+    real = pr.run_propagation_benchmark(
+        [pr.real_lung_case(*paths)], methods, name='propagation_real',
+        title='Label propagation: real lung masks, lung1 -> lung2 (Dice)', log=log)
+    real.notes.append('Right / left lung masks of both sample CTs found by rule '
+                      '(mmanat.evaluation.landmarks, split at the carina), original '
+                      'resolution (0.6 x 0.6 x 5 mm).')
+    tables.append(real)

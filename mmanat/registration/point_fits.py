@@ -51,8 +51,10 @@ def apply_affine(matrix: np.ndarray, translation: np.ndarray, points) -> np.ndar
     return np.asarray(points, dtype=np.float64) @ np.asarray(matrix).T + np.asarray(translation)
 
 
-def kabsch(src, dst, weights=None) -> Tuple[np.ndarray, np.ndarray]:
-    """Least-squares rigid transform ``dst ~ R @ src + t`` (weighted Kabsch / SVD).
+def kabsch(src, dst, weights=None, with_scale: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """Least-squares rigid transform ``dst ~ R @ src + t`` (weighted Kabsch / SVD), or with
+    ``with_scale`` the similarity ``dst ~ s R @ src + t`` (Umeyama, IEEE TPAMI 1991, eq. 40-42:
+    ``s = tr(D S) / var(src)``).
 
     The rotation is reflection-corrected: ``det(R) = +1`` always, even where the unconstrained
     orthogonal optimum is a reflection (coplanar or noisy points).
@@ -60,9 +62,10 @@ def kabsch(src, dst, weights=None) -> Tuple[np.ndarray, np.ndarray]:
     Args:
         src, dst: ``(N, 3)`` corresponding points, ``N >= 3`` (non-collinear).
         weights: optional ``(N,)`` non-negative weights.
+        with_scale: also fit one isotropic scale (returned inside the matrix, ``s R``).
 
     Returns:
-        ``(R (3, 3), t (3,))``.
+        ``(R (3, 3), t (3,))`` (with ``with_scale``: ``(s R, t)``).
     """
     src, dst = _as_pairs(src, dst)
     n = len(src)
@@ -75,10 +78,17 @@ def kabsch(src, dst, weights=None) -> Tuple[np.ndarray, np.ndarray]:
     w = w / w.sum()
     cs, cd = w @ src, w @ dst
     h = (src - cs).T @ ((dst - cd) * w[:, None])  # 3x3 (2x2) cross-covariance
-    u, _, vt = np.linalg.svd(h)
+    u, sv, vt = np.linalg.svd(h)
     d = np.sign(np.linalg.det(vt.T @ u.T))
     d = 1.0 if d == 0 else d
-    r = vt.T @ np.diag([1.0] * (src.shape[1] - 1) + [d]) @ u.T
+    signs = np.array([1.0] * (src.shape[1] - 1) + [d])
+    r = vt.T @ np.diag(signs) @ u.T
+    if with_scale:
+        var = float(w @ np.sum((src - cs) ** 2, axis=1))
+        if not var > 0:
+            raise InvalidInputError('a similarity fit needs source points that are not all '
+                                    'the same.')
+        r = r * (float(sv @ signs) / var)
     return r, cd - r @ cs
 
 
@@ -126,19 +136,28 @@ class _RigidModel:
     reflection-corrected :func:`kabsch`; skimage's ``EuclideanTransform`` does not guarantee
     ``det(R) = +1`` on the noisy 3-point samples RANSAC draws)."""
 
+    with_scale = False
+
     def __init__(self, r: np.ndarray, t: np.ndarray):
         self.r, self.t = r, t
 
     @classmethod
     def from_estimate(cls, src, dst):
-        return cls(*kabsch(src, dst))
+        return cls(*kabsch(src, dst, with_scale=cls.with_scale))
 
     def residuals(self, src, dst) -> np.ndarray:
         return np.linalg.norm(apply_affine(self.r, self.t, src) - dst, axis=1)
 
 
+class _SimilarityModel(_RigidModel):
+    """Rigid plus one isotropic scale (:func:`kabsch` with ``with_scale``)."""
+
+    with_scale = True
+
+
 def fit_rigid_ransac(src, dst, threshold_mm: float = 15.0, max_trials: int = 2000,
-                     seed: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     seed: int = 0, with_scale: bool = False
+                     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rigid fit by RANSAC (:func:`skimage.measure.ransac`, 3-point Kabsch samples): the
     rigid transform that brings the most matches within ``threshold_mm`` of their partner,
     refitted on those inliers. Unlike the Huber fits, whose inlier test is relative to the
@@ -150,6 +169,9 @@ def fit_rigid_ransac(src, dst, threshold_mm: float = 15.0, max_trials: int = 200
         threshold_mm: inlier distance.
         max_trials: random 3-point samples.
         seed: sampling seed (repeatable results).
+        with_scale: fit a similarity (rigid and one isotropic scale, the matrix is ``s R``):
+            between subjects of different size a rigid model leaves the far matches outside
+            the threshold.
 
     Returns:
         ``(R, t, inliers (N,) bool)``.
@@ -160,7 +182,8 @@ def fit_rigid_ransac(src, dst, threshold_mm: float = 15.0, max_trials: int = 200
         raise InvalidInputError(f'a rigid fit needs at least 3 point pairs, got {len(src)}.')
     if not threshold_mm > 0:
         raise InvalidInputError(f'threshold_mm must be > 0, got {threshold_mm}.')
-    model, inl = ransac((src, dst), _RigidModel, min_samples=3,
+    model_cls = _SimilarityModel if with_scale else _RigidModel
+    model, inl = ransac((src, dst), model_cls, min_samples=3,
                         residual_threshold=float(threshold_mm), max_trials=int(max_trials),
                         rng=int(seed))
     if model is None or inl is None or int(np.sum(inl)) < 3:
@@ -168,7 +191,7 @@ def fit_rigid_ransac(src, dst, threshold_mm: float = 15.0, max_trials: int = 200
             f'RANSAC found no rigid transform that brings 3 or more of the {len(src)} matches '
             f'within {threshold_mm} mm of each other; raise the threshold or check the matches.')
     inl = np.asarray(inl, bool)
-    r, t = kabsch(src[inl], dst[inl])
+    r, t = kabsch(src[inl], dst[inl], with_scale=with_scale)
     return r, t, inl
 
 

@@ -306,3 +306,24 @@ def test_quadratic_peak_offsets_2d_recovers_the_vertex():
     out = quadratic_peak_offsets_2d(torch.tensor(s)[None], torch.ones(1, 9, dtype=torch.bool),
                                     centre)
     np.testing.assert_allclose(out[0].numpy(), [0.0, 0.3, -0.2], atol=1e-9)
+
+
+def test_consensus_2d_defaults_and_global_model(maps, xray):
+    """On 2D maps consensus uses CONSENSUS_DEFAULTS_2D (a local radius of 80 mm): the default
+    answer equals the explicit one; ``global_model`` is checked."""
+    from mmanat.apis.consensus import CONSENSUS_DEFAULTS, CONSENSUS_DEFAULTS_2D
+    from mmanat.utils.exceptions import InvalidInputError
+    img, _ = xray
+    assert CONSENSUS_DEFAULTS_2D['local_radius_mm'] != CONSENSUS_DEFAULTS['local_radius_mm']
+    pts = _inner_points(img, 10, seed=2)
+    base = dict(template_image=img, n_points=600)
+    default = match(maps, pts, maps, method='consensus', consensus_cfg=base)
+    explicit = match(maps, pts, maps, method='consensus',
+                     consensus_cfg=dict(base, **CONSENSUS_DEFAULTS_2D))
+    np.testing.assert_array_equal(default.points, explicit.points)
+    np.testing.assert_array_equal(default.extra['num_local'], explicit.extra['num_local'])
+    sim = match(maps, pts, maps, method='consensus',
+                consensus_cfg=dict(base, global_model='similarity'))
+    np.testing.assert_allclose(sim.info['affine'][:, :2], np.eye(2), atol=0.05)
+    with pytest.raises(InvalidInputError, match='global_model'):
+        match(maps, pts, maps, method='consensus', consensus_cfg=dict(base, global_model='tps'))

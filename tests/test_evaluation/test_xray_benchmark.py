@@ -49,3 +49,23 @@ def test_run_xray_benchmark_quick(tmp_path, sample_data_dir):
         # a known affine + smooth deformation of the same image: registration beats identity
         assert rows['sitk_affine'][1] < rows['identity'][1]
         assert rows['sitk_bspline'][1] < rows['identity'][1]
+
+
+@pytest.mark.parametrize('quick,preset,expect_quick', [
+    (False, None, False), (True, None, True), (False, 'quick', True), (True, 'default', False)])
+def test_registration_preset_option(monkeypatch, tmp_path, quick, preset, expect_quick):
+    """``--registration-preset`` chooses the baselines' preset independently of ``--quick``."""
+    from mmanat.evaluation import baselines
+    seen = {}
+
+    def record(quick=False, names=None):
+        seen['quick'] = quick
+        raise RuntimeError('stop after choosing the baselines')
+
+    monkeypatch.setattr(baselines, 'default_baselines', record)
+    with pytest.raises(RuntimeError, match='stop after'):
+        benchmark.run_benchmarks(['xray'], quick=quick, registration_preset=preset,
+                                 work_dir=str(tmp_path), out=str(tmp_path / 'b.md'))
+    assert seen['quick'] is expect_quick
+    args = benchmark.parse_args(['--registration-preset', 'quick'])
+    assert args.registration_preset == 'quick'

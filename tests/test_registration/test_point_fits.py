@@ -169,3 +169,33 @@ def test_point_fits_reject_bad_input():
         kabsch(np.eye(3), np.eye(3), weights=[1.0, -1.0, 1.0])
     with pytest.raises(InvalidInputError, match='at least 4'):
         fit_affine_robust(np.eye(3), np.eye(3))
+
+
+@pytest.mark.parametrize('dim', [2, 3])
+def test_similarity_fit_recovers_scale_and_ransac_uses_it(dim):
+    """``with_scale``: Umeyama's similarity (s R, t) exactly; RANSAC with it keeps matches a
+    rigid model at the same threshold loses (subjects of different size)."""
+    rng = np.random.default_rng(3)
+    src = rng.uniform(-150, 150, size=(120, dim))
+    r_true = _rotation((0.3, -0.2, 1.0), 11.0)[:dim, :dim] if dim == 3 else np.array(
+        [[np.cos(0.2), -np.sin(0.2)], [np.sin(0.2), np.cos(0.2)]])
+    a_true, t_true = 1.25 * r_true, np.arange(1, dim + 1) * 7.5
+    dst = src @ a_true.T + t_true
+    a, t = kabsch(src, dst, with_scale=True)
+    np.testing.assert_allclose(a, a_true, atol=1e-9)
+    np.testing.assert_allclose(t, t_true, atol=1e-8)
+    r, _ = kabsch(src, dst)  # without scale: a rotation, not 1.25 x one
+    assert np.isclose(abs(np.linalg.det(r)), 1.0)
+    wrong = rng.random(120) < 0.5
+    dst[wrong] = rng.uniform(-150, 150, size=(int(wrong.sum()), dim))
+    a, t, inl = fit_rigid_ransac(src, dst, threshold_mm=5.0, seed=0, with_scale=True)
+    np.testing.assert_allclose(a, a_true, atol=1e-9)
+    assert inl[~wrong].all()
+    try:  # a rigid model agrees with few matches, or with fewer than 3 (refused)
+        _, _, inl_rigid = fit_rigid_ransac(src, dst, threshold_mm=5.0, seed=0)
+        kept = int(inl_rigid[~wrong].sum())
+    except InvalidInputError:
+        kept = 0
+    assert kept < 0.5 * (~wrong).sum()
+    with pytest.raises(InvalidInputError, match='not all'):
+        kabsch(np.zeros((4, dim)), dst[:4], with_scale=True)
