@@ -54,6 +54,8 @@ setup(
             'mmanat-publish-checkpoint = mmanat.cli.publish_checkpoint:main',
             'mmanat-uae-m-recipe = mmanat.cli.uae_m_recipe:main',
             'mmanat-convert-sam = mmanat.cli.sam_to_mmanat:main',
+            'mmanat-propagate = mmanat.cli.propagate:main',
+            'mmanat-query = mmanat.cli.query:main',
         ],
     },
     zip_safe=False,

@@ -9,6 +9,8 @@ for fast repeated matching with mmanat-match or mmanat.apis.load_embeddings.
     mmanat-embed data/cts/ --checkpoint K --num-parts 4 --part-id $i
     # data-parallel on 8 GPUs of one node (each process takes every 8th file)
     torchrun --nproc_per_node 8 tools/embed.py data/cts/ --checkpoint K --launcher pytorch
+    # thousands of scans named in a list (one path per line), on slurm (one task per GPU)
+    srun -n 16 python tools/embed.py --input-list scans.txt --checkpoint K --out-dir emb --index
 
 Inputs: volume files (.nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd) and folders, searched
 recursively; a folder holding .dcm files is one DICOM series. Each input becomes
@@ -17,6 +19,16 @@ that folder with '/' replaced by '__'). An existing cache made by the same model
 unless --overwrite (or unless its --dtype differs). A failed input is reported and skipped;
 the exit code is then 1. Images found by a folder scan whose modality is neither CT nor MR
 (label maps, masks) are skipped with a note (--modality embeds them).
+
+Collections: ``--input-list FILE`` names the inputs one per line (``#`` comments). Under
+torchrun or slurm (``RANK``/``WORLD_SIZE`` or ``SLURM_PROCID``/``SLURM_NTASKS`` in the
+environment) each process embeds its share by rank, also without ``--launcher`` (no process
+group then). A rerun resumes: finished caches are kept, caches are written atomically, and
+what a killed run left half-written is removed. With ``--index`` every job appends what it
+embedded (or found ready) to ``OUT_DIR/embeddings_index.parts/`` and merges the parts into
+``OUT_DIR/embeddings_index.csv`` (image, cache, model identity, shape, spacing, time;
+:mod:`mmanat.apis.collection`) when it ends. Match one query against the collection with
+``tools/query.py``.
 
 2D images (radiographs: a DICOM file, PNG, 2D NRRD/MHA) are embedded by a 2D SAM
 (``--checkpoint checkpoints/sam2d_default.pth``; docs/en/user_guides/xray_matching.md); name
@@ -40,8 +52,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """The options of ``mmanat-embed``."""
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].replace('\n', ' '),
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('inputs', nargs='+',
+    p.add_argument('inputs', nargs='*',
                    help='volume files and/or folders; 2D images (radiographs) as files')
+    p.add_argument('--input-list', default=None,
+                   help='text file naming inputs, one per line ("#" starts a comment); '
+                   'relative paths are relative to the working directory')
+    p.add_argument('--index', action='store_true',
+                   help='record every cache in OUT_DIR/embeddings_index.csv (merged from one '
+                   'part file per job)')
     p.add_argument('--config', default=None,
                    help='model config (default: the config stored in the checkpoint)')
     p.add_argument('--checkpoint', default=None, help='trained checkpoint (.pth), a 3D SAM / '
@@ -70,9 +88,31 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 (default: GPU if any; '
                    'cuda:LOCAL_RANK with --launcher pytorch)')
     args = p.parse_args(argv)
+    if not args.inputs and not args.input_list:
+        p.error('give inputs (files, folders) and/or --input-list FILE.')
     if args.num_parts < 1 or not 0 <= args.part_id < args.num_parts:
         p.error(f'--part-id must be in [0, --num-parts={args.num_parts}).')
     return args
+
+
+def read_input_list(path: str) -> List[str]:
+    """The inputs named in a list file: one path per line, blank lines and ``#`` comments
+    skipped.
+
+    Raises:
+        InvalidInputError: a missing file or a list without any path.
+    """
+    from mmanat.utils.exceptions import InvalidInputError
+    if not osp.isfile(path):
+        raise InvalidInputError(f'--input-list {path}: no such file (working directory '
+                                f'{os.getcwd()}).')
+    with open(path, 'r', encoding='utf-8') as fh:
+        items = [ln.split('#', 1)[0].strip() for ln in fh]
+    items = [i for i in items if i]
+    if not items:
+        raise InvalidInputError(f'--input-list {path}: names no input; write one image path '
+                                'or folder per line.')
+    return items
 
 
 def collect_inputs(inputs: Sequence[str], exclude: Sequence[str] = ()
@@ -167,12 +207,14 @@ def cache_dtype(path: str) -> Optional[str]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry of ``mmanat-embed``: parse, then :func:`embed_files`."""
     args = parse_args(argv)
-    failed = embed_files(args.inputs, args.out_dir, config=args.config,
+    inputs = list(args.inputs) + (read_input_list(args.input_list) if args.input_list else [])
+    failed = embed_files(inputs, args.out_dir, config=args.config,
                          checkpoint=args.checkpoint, random_init=args.random_init,
                          dtype=args.dtype, tile_size=args.tile_size, overlap=args.overlap,
                          modality=args.modality, exclude=args.exclude,
                          overwrite=args.overwrite, num_parts=args.num_parts,
-                         part_id=args.part_id, launcher=args.launcher, device=args.device)
+                         part_id=args.part_id, launcher=args.launcher, device=args.device,
+                         index=args.index)
     return 1 if failed else 0
 
 
@@ -182,7 +224,7 @@ def embed_files(inputs: Sequence[str], out_dir: str, *, config: Optional[str] = 
                 overlap: Optional[Sequence[int]] = None, modality: Optional[str] = None,
                 exclude: Sequence[str] = (), overwrite: bool = False, num_parts: int = 1,
                 part_id: int = 0, launcher: str = 'none',
-                device: Optional[str] = None) -> List[Tuple[str, str]]:
+                device: Optional[str] = None, index: bool = False) -> List[Tuple[str, str]]:
     """Embed every input (this job's share) into ``out_dir/<name>.emb.pt``.
 
     Args:
@@ -197,8 +239,12 @@ def embed_files(inputs: Sequence[str], out_dir: str, *, config: Optional[str] = 
         exclude (list[str]): glob patterns of file names to skip.
         overwrite (bool): recompute caches made by the same model.
         num_parts, part_id (int): embed only part ``part_id`` of ``num_parts``.
-        launcher (str): 'none' or 'pytorch' (data-parallel over torchrun ranks).
+        launcher (str): 'none' or 'pytorch' (data-parallel over torchrun ranks, with a
+            process group). With 'none', ranks given by torchrun / slurm environment
+            variables still split the inputs (:func:`mmanat.apis.collection.shard_from_env`).
         device (str, optional): torch device.
+        index (bool): record every cache in ``out_dir/embeddings_index.csv``
+            (:mod:`mmanat.apis.collection`).
 
     Returns:
         list[tuple[str, str]]: ``(path, error message)`` of the inputs that failed.
@@ -212,8 +258,17 @@ def embed_files(inputs: Sequence[str], out_dir: str, *, config: Optional[str] = 
     from mmanat.utils.exceptions import InvalidInputError, MMAnatError
     from mmanat.utils.model_zoo import resolve_checkpoint
 
+    from mmanat.apis.collection import IndexPart, index_row, merge_index, shard_from_env
+
     checkpoint = resolve_checkpoint(checkpoint, random_init, config, 'sam')
     rank, world, dist_device = _dist_setup(launcher)
+    if launcher == 'none':
+        rank, world = shard_from_env()  # torchrun / slurm without a process group
+        if world > 1 and device is None and dist_device is None:
+            import torch
+            if torch.cuda.is_available():
+                local = int(os.environ.get('LOCAL_RANK', os.environ.get('SLURM_LOCALID', 0)))
+                dist_device = f'cuda:{local % torch.cuda.device_count()}'
     items = collect_inputs(inputs, exclude)
     mine = items[part_id::num_parts][rank::world]
     # a 3D SAM / UAE for volumes or a 2D SAM for 2D images: each image is checked against
@@ -223,6 +278,9 @@ def embed_files(inputs: Sequence[str], out_dir: str, *, config: Optional[str] = 
     os.makedirs(out_dir, exist_ok=True)
     from mmanat.fileio.atomic import clean_folder_once
     clean_folder_once(out_dir)  # what a killed earlier run left, even if nothing is rewritten
+    part = IndexPart(out_dir, f'part{part_id}-of-{num_parts}_rank{rank}-of-{world}') \
+        if index else None
+    part_tag = f'{part_id}/{num_parts}:{rank}/{world}'
     tile = tile_size if tile_size else None
     done, kept, failed = 0, 0, []
     t_start = time.perf_counter()
@@ -235,8 +293,11 @@ def embed_files(inputs: Sequence[str], out_dir: str, *, config: Optional[str] = 
         if osp.exists(out) and not overwrite:
             try:
                 if cache_dtype(out) == dtype:  # same precision ...
-                    load_embeddings(out, expected_model=model)  # ... and same model
+                    old = load_embeddings(out, expected_model=model)  # ... and same model
                     kept += 1
+                    if part is not None:
+                        part.add(index_row(old, path, out, out_dir, dtype=dtype, seconds=None,
+                                           status='cached', part=part_tag))
                     continue
             except InvalidInputError:
                 pass  # another model or an old format: recompute
@@ -250,9 +311,14 @@ def embed_files(inputs: Sequence[str], out_dir: str, *, config: Optional[str] = 
                 tqdm.write(f'skipped {path}: modality {image.modality} (a label map or mask?); '
                            'pass --modality CT/MR to embed it, or --exclude to silence this')
                 continue
+            t_one = time.perf_counter()
             maps = embed(model, image, tile_size=tile, overlap=overlap)
             save_embeddings(maps, out, dtype=dtype)
             done += 1
+            if part is not None:
+                part.add(index_row(maps, path, out, out_dir, dtype=dtype,
+                                   seconds=time.perf_counter() - t_one, status='embedded',
+                                   part=part_tag))
         except MMAnatError as err:
             failed.append((path, str(err)))
             tqdm.write(f'error: {err}', file=sys.stderr)
@@ -263,5 +329,9 @@ def embed_files(inputs: Sequence[str], out_dir: str, *, config: Optional[str] = 
     if launcher != 'none':
         import torch.distributed as dist
         dist.barrier()
+        if index and rank == 0:
+            print(f'index: {merge_index(out_dir)}')
         dist.destroy_process_group()
+    elif index:  # independent jobs: each merges (locked, idempotent); the last sees all
+        print(f'index: {merge_index(out_dir)}')
     return failed
