@@ -28,6 +28,9 @@ setup(
     python_requires='>=3.9',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
     include_package_data=True,
+    # the viewer's page; NiiVue itself comes from npm ci in mmanat/viewer/frontend
+    package_data={'mmanat.viewer': ['static/*', 'frontend/package.json',
+                                    'frontend/package-lock.json']},
     install_requires=read_requirements('runtime.txt'),
     # ants: the ANTs affine / SyN baselines of tools/benchmark.py (pip install -e ".[ants]")
     extras_require={'tests': read_requirements('tests.txt'), 'ants': ['antspyx>=0.4']},
@@ -56,6 +59,7 @@ setup(
             'mmanat-convert-sam = mmanat.cli.sam_to_mmanat:main',
             'mmanat-propagate = mmanat.cli.propagate:main',
             'mmanat-query = mmanat.cli.query:main',
+            'mmanat-viewer = mmanat.cli.viewer:main',
         ],
     },
     zip_safe=False,

@@ -49,6 +49,7 @@ COMMANDS = {
     'mmanat-convert-sam': ('model_converters/sam_to_mmanat.py', ['--model', 'uae_m']),
     'mmanat-propagate': ('propagate.py', ['--labels', '--target-labels', '--regularization']),
     'mmanat-query': ('query.py', ['--targets-dir', '--index', '--min-score']),
+    'mmanat-viewer': ('viewer.py', ['--no-browser', '--cache-dir', '--spacing']),
 }
 OWNED_ELSEWHERE = {'mmanat-test'}  # tests/test_tools/test_test.py
 
