@@ -57,6 +57,7 @@ setup(
             'mmanat-publish-checkpoint = mmanat.cli.publish_checkpoint:main',
             'mmanat-uae-m-recipe = mmanat.cli.uae_m_recipe:main',
             'mmanat-convert-sam = mmanat.cli.sam_to_mmanat:main',
+            'mmanat-convert-adam = mmanat.cli.adam_to_mmanat:main',
             'mmanat-propagate = mmanat.cli.propagate:main',
             'mmanat-query = mmanat.cli.query:main',
             'mmanat-viewer = mmanat.cli.viewer:main',

@@ -25,8 +25,9 @@ from ..utils.exceptions import InvalidInputError
 
 
 def eve_norm_params(cfg) -> dict:
-    """``dict(size, mean, std, channels)`` of the first ``TwoViewXrayAugment`` in a config's
-    pipelines (``train_pipeline`` or ``train_dataloader.dataset.pipeline``); the transform's
+    """``dict(size, mean, std, channels)`` of the first ``TwoViewXrayAugment`` (Adam v1) or
+    ``AdamV2Views`` (Adam v2: its ``global_size``) in a config's pipelines
+    (``train_pipeline`` or ``train_dataloader.dataset.pipeline``); the transform's
     defaults (224, 0.5, 0.25, 1) for the missing entries or when there is none."""
     out = dict(size=224, mean=0.5, std=0.25, channels=1)
     pipelines = []
@@ -41,8 +42,11 @@ def eve_norm_params(cfg) -> dict:
     for pipe in pipelines:
         for t in pipe:
             if isinstance(t, dict) or hasattr(t, 'get'):
-                if str(t.get('type', '')).split('.')[-1] == 'TwoViewXrayAugment':
-                    out.update(size=int(t.get('out_size', 224)), mean=float(t.get('mean', 0.5)),
+                ttype = str(t.get('type', '')).split('.')[-1]
+                if ttype in ('TwoViewXrayAugment', 'AdamV2Views'):  # Adam v1 / v2 views
+                    size = t.get('out_size', 224) if ttype == 'TwoViewXrayAugment' else \
+                        t.get('global_size', 224)
+                    out.update(size=int(size), mean=float(t.get('mean', 0.5)),
                                std=float(t.get('std', 0.25)),
                                channels=int(t.get('channels', 1)))
                     return out

@@ -28,7 +28,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--zoo', action='store_true',
                         help='list the file in the model_zoo.json of its folder')
     parser.add_argument('--task', default='sam',
-                        help='model zoo task: sam, semantic, ct_mr, adam (with --zoo)')
+                        help='model zoo task: sam, semantic, ct_mr, adam, adam_v2, sam2d '
+                        '(with --zoo)')
     parser.add_argument('--config', default=None,
                         help='config file the checkpoint was trained with (with --zoo; default: '
                         'the file name recorded in the checkpoint)')
@@ -61,7 +62,8 @@ def publish_checkpoint(src: str, dst: str, *, fp16: bool = False, zoo: bool = Fa
         dst (str): the release checkpoint to write (atomically).
         fp16 (bool): store float tensors as fp16 (those beyond its range stay fp32).
         zoo (bool): list ``dst`` in the ``model_zoo.json`` of its folder.
-        task (str): model zoo task: 'sam', 'semantic', 'ct_mr' or 'adam' (with ``zoo``).
+        task (str): model zoo task: 'sam', 'semantic', 'ct_mr', 'adam', 'adam_v2' or 'sam2d'
+            (with ``zoo``).
         config (str, optional): config file of the checkpoint (with ``zoo``; default: the
             file name recorded in the checkpoint).
         description (str): one line for the zoo entry.

@@ -194,7 +194,7 @@ NETWORK_KINDS = {
 #: config ``model.type`` -> network kind (a SAM whose backbone is ``Planar``-wrapped 2D
 #: convolutions is of kind ``'2d-dense-embedding'``, see :func:`config_kind`)
 MODEL_TYPE_KINDS = {'SAM': '3d-embedding', 'UAES': '3d-embedding', 'Adam': '2d-embedding',
-                    'RadiographClassifier': '2d-classifier'}
+                    'AdamV2': '2d-embedding', 'RadiographClassifier': '2d-classifier'}
 #: the kinds whose network can also be built in 2D (the 2D SAM), and the kind it then is
 PLANAR_KINDS = {'3d-embedding': '2d-dense-embedding'}
 

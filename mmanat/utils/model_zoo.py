@@ -10,8 +10,8 @@ instead of producing wrong matches. Checkpoints you train yourself are not liste
 without a check (publish them with ``tools/publish_checkpoint.py --zoo`` to list them).
 
 The default checkpoint of each task (``sam``, ``semantic`` = UAE-S, ``ct_mr`` = UAE-M,
-``adam``, ``sam2d`` = the 2D SAM for radiographs) is what the demos and ``tools/match.py``
-use when no ``--checkpoint`` is given.
+``adam``, ``adam_v2``, ``sam2d`` = the 2D SAM for radiographs) is what the demos,
+``tools/match.py`` and the analysis tools use when no ``--checkpoint`` is given.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ DEFAULT_CHECKPOINTS = {
     'semantic': 'uae_s_default.pth',
     'ct_mr': 'uae_m_default.pth',
     'adam': 'adam_default.pth',
+    'adam_v2': 'adam_v2_default.pth',
     'sam2d': 'sam2d_default.pth',
 }
 

@@ -47,6 +47,7 @@ COMMANDS = {
     'mmanat-publish-checkpoint': ('publish_checkpoint.py', ['--fp16', '--zoo', '--task']),
     'mmanat-uae-m-recipe': ('uae_m_recipe.py', ['--stage1', '--rounds', '--test-cases']),
     'mmanat-convert-sam': ('model_converters/sam_to_mmanat.py', ['--model', 'uae_m']),
+    'mmanat-convert-adam': ('model_converters/adam_to_mmanat.py', ['--version']),
     'mmanat-propagate': ('propagate.py', ['--labels', '--target-labels', '--regularization']),
     'mmanat-query': ('query.py', ['--targets-dir', '--index', '--min-score']),
     'mmanat-viewer': ('viewer.py', ['--no-browser', '--cache-dir', '--spacing']),

@@ -74,6 +74,8 @@ def test_checkpoint_network_from_stored_config_and_from_weights():
     assert sam == dict(type='SAM', kind='3d-embedding', dims=3)
     adam = checkpoint_network({'meta': {'cfg': "model = dict(type='Adam')\n"}}, conv2d)
     assert adam == dict(type='Adam', kind='2d-embedding', dims=2)
+    adam_v2 = checkpoint_network({'meta': {'cfg': "model = dict(type='AdamV2')\n"}}, conv2d)
+    assert adam_v2 == dict(type='AdamV2', kind='2d-embedding', dims=2)
     # no stored config: the convolutions say 2D or 3D
     assert checkpoint_network({}, conv2d) == dict(type=None, kind=None, dims=2)
     assert checkpoint_network({'meta': {'cfg': 'not python ('}}, {'w': torch.zeros(3)}) == \

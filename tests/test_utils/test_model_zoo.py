@@ -80,6 +80,27 @@ def test_resolve_checkpoint_defaults(tmp_path, monkeypatch):
         resolve_checkpoint(None, random_init=True)
 
 
+@pytest.mark.parametrize('task', sorted(DEFAULT_CHECKPOINTS))
+def test_every_default_checkpoint_ships_listed_under_its_task(task):
+    """Each task's default (``--task`` of tools/publish_checkpoint.py) is a shipped file listed
+    under that task, holding finite tensors and a stored config of a known network kind."""
+    from mmanat.utils.checkpoint import (checkpoint_network, load_checkpoint_file,
+                                         state_dict_of)
+    name = DEFAULT_CHECKPOINTS[task]
+    entry = load_zoo(CKPT_DIR).get(name)
+    assert entry is not None, f'{name} (default of {task!r}) is not in model_zoo.json'
+    assert entry['task'] == task, name
+    path = osp.join(CKPT_DIR, name)
+    assert osp.getsize(path) < 20 * 2 ** 20, name
+    assert resolve_checkpoint(None, task=task, announce=False).endswith(name)
+    ckpt = load_checkpoint_file(path)
+    state = state_dict_of(ckpt, path)
+    assert all(bool(torch.isfinite(v).all()) for v in state.values()
+               if torch.is_tensor(v) and v.is_floating_point()), name
+    net = checkpoint_network(ckpt, state)
+    assert net['kind'] is not None, f'{name}: unknown network kind {net}'
+
+
 def test_shipped_checkpoint_is_named_by_its_zoo_config():
     """init_model(None, shipped) takes the config stored in the checkpoint and names the model
     after the zoo entry's config (not after the checkpoints/ folder)."""

@@ -18,9 +18,16 @@ Example::
         --config configs/adam/adam_r18half-mlp_1xb32-cpu-350it_synthetic-cxr-64px.py \\
         --checkpoint adam.pth --num-subjects 8 --out-dir work_dirs/eve_properties
 
-Subjects are the synthetic subjects ``base_seed .. base_seed + N - 1`` (default seeds start
-at 1000, outside the training config's seeds 0-127). --random-init gives the untrained
-baseline.
+Real radiographs: ``--images DIR --landmarks CSV`` (header ``image,name,column,row``, pixels
+of the image files; each image is padded to a square and resized to --img-size) replace the
+synthetic subjects::
+
+    python tools/analysis/eve_properties.py --checkpoint adam.pth \\
+        --images data/my_xrays --landmarks data/my_xrays/landmarks.csv --img-size 256
+
+Subjects are otherwise the synthetic subjects ``base_seed .. base_seed + N - 1`` (default
+seeds start at 1000, outside the training config's seeds 0-127). --random-init gives the
+untrained baseline.
 """
 import argparse
 import json
@@ -47,6 +54,11 @@ def parse_args(argv=None):
                    'default: the shipped checkpoints/adam_default.pth')
     g.add_argument('--random-init', action='store_true', help='random weights (baseline)')
     p.add_argument('--num-subjects', type=int, default=6, help='synthetic subjects (>= 2)')
+    p.add_argument('--images', default=None,
+                   help='folder of real radiographs instead of synthetic subjects (needs '
+                   '--landmarks); each is padded to a square and resized to --img-size')
+    p.add_argument('--landmarks', default=None,
+                   help='CSV image,name,column,row (pixels of the image files) for --images')
     p.add_argument('--base-seed', type=int, default=1000, help='seed of the first subject')
     p.add_argument('--img-size', type=int, default=96, help='radiograph side in pixels')
     p.add_argument('--spacing', type=float, default=4.0, help='synthetic CT voxel size (mm)')
@@ -121,9 +133,18 @@ def _main(argv=None) -> int:
                        user='tools/analysis/eve_properties.py')
     norm = eve_norm_params(getattr(model, 'cfg', None))
     size = int(args.size or norm['size'])
-    ds = SyntheticRadiographDataset(num_samples=args.num_subjects, base_seed=args.base_seed,
-                                    spacing=args.spacing, img_size=args.img_size,
-                                    cache_images=False, cache_dir=args.cache_dir, pipeline=[])
+    if args.images or args.landmarks:
+        if not (args.images and args.landmarks):
+            raise InvalidInputError('--images and --landmarks go together (a folder of '
+                                    'radiographs and its image,name,column,row CSV).')
+        from mmanat.evaluation.eve_folder import LandmarkRadiographFolder
+        ds = LandmarkRadiographFolder(args.images, args.landmarks, img_size=args.img_size)
+        args.num_subjects = len(ds)
+    else:
+        ds = SyntheticRadiographDataset(num_samples=args.num_subjects,
+                                        base_seed=args.base_seed, spacing=args.spacing,
+                                        img_size=args.img_size, cache_images=False,
+                                        cache_dir=args.cache_dir, pipeline=[])
     res, (all_e, labels, names) = measure_eve_properties(
         model, ds, args.patch_size, args.regions, seed=args.seed, size=size,
         mean=norm['mean'], std=norm['std'], channels=norm['channels'])
@@ -131,7 +152,8 @@ def _main(argv=None) -> int:
                **res)
     pca_plot(all_e, labels, names, args.out_png,
              f'Eve landmark patches ({res["weights"]}, {args.num_subjects} subjects)')
-    print(f'\nEve properties on {args.num_subjects} synthetic X-rays '
+    print(f'\nEve properties on {args.num_subjects} '
+          f'{"radiographs of " + args.images if args.images else "synthetic X-rays"} '
           f'({args.img_size} px, patch {args.patch_size} px -> {size} px), '
           f'weights: {res["weights"]}')
     print(f'{"metric":<34}{"value":>10}')

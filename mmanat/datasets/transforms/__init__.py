@@ -17,3 +17,6 @@ from . import torchio_view_intensity  # noqa: F401
 from . import random_view_deformation  # noqa: F401
 from . import planar_volume  # noqa: F401
 from . import xray_view_intensity  # noqa: F401
+from . import anatomy_decomposer_v2  # noqa: F401,E402
+from . import adam_v2_views  # noqa: F401,E402
+from . import pack_adam_v2_inputs  # noqa: F401,E402

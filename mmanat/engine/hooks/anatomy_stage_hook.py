@@ -139,17 +139,31 @@ class AnatomyStageHook(Hook):
                         if key.startswith('initial_') and key[8:] in group:
                             group[key[8:]] = group[key]
         if self.reset_scheduler and runner.cfg.get('param_scheduler'):
-            cfgs = copy.deepcopy(runner.cfg.param_scheduler)
-            cfgs = cfgs if isinstance(cfgs, (list, tuple)) else [cfgs]
-            first_len = self.stages[0]['iters']
-            for c in cfgs:
-                if c.get('by_epoch', True) and not c.get('convert_to_iter_based', False):
-                    continue
-                if c.get('end') is None or int(c['end']) >= first_len:
-                    c['end'] = stage['iters']
-                if 'T_max' in c and c['T_max'] is not None and int(c['T_max']) >= first_len:
-                    c['T_max'] = stage['iters'] - int(c.get('begin', 0))
-            runner.param_schedulers = runner.build_param_scheduler(list(cfgs))
+            runner.param_schedulers = runner.build_param_scheduler(
+                self._stage_schedulers(runner, stage))
+
+    def _stage_schedulers(self, runner, stage: dict) -> list:
+        """The config's iteration-based parameter schedulers with ``end`` (and ``T_max``)
+        set to the length of ``stage``; a scheduler that would begin at or after that end
+        (a warm-up longer than the stage) is an error that names the stage and the fix."""
+        cfgs = copy.deepcopy(runner.cfg.param_scheduler)
+        cfgs = list(cfgs) if isinstance(cfgs, (list, tuple)) else [cfgs]
+        first_len = self.stages[0]['iters']
+        for c in cfgs:
+            if c.get('by_epoch', True) and not c.get('convert_to_iter_based', False):
+                continue
+            if c.get('end') is None or int(c['end']) >= first_len:
+                c['end'] = stage['iters']
+            if 'T_max' in c and c['T_max'] is not None and int(c['T_max']) >= first_len:
+                c['T_max'] = stage['iters'] - int(c.get('begin', 0))
+            if int(c.get('begin', 0)) >= int(c['end']):
+                idx = self.stages.index(stage)
+                raise InvalidInputError(
+                    f'{type(self).__name__}: stage {idx} has {stage["iters"]} iterations, but '
+                    f'the param_scheduler {c.get("type")} begins at iteration '
+                    f'{c.get("begin", 0)} of each stage (the warm-up): give every stage more '
+                    f'than {c.get("begin", 0)} iterations or shorten the warm-up.')
+        return cfgs
 
     def _apply(self, runner, idx: int, reset: bool) -> None:
         stage = self.stages[idx]
@@ -169,6 +183,9 @@ class AnatomyStageHook(Hook):
         if max_iters is not None and max_iters != self.total_iters:
             runner.logger.warning(f'AnatomyStageHook: the stages add up to {self.total_iters} '
                                   f'iterations but train_cfg.max_iters={max_iters}.')
+        if self.reset_scheduler and runner.cfg.get('param_scheduler'):
+            for stage in self.stages[1:]:  # fail now, not when the stage starts
+                self._stage_schedulers(runner, stage)
         idx = self.stage_at(runner.iter)
         # a run (re)starting exactly at the start of a later stage resets like a live switch
         self._apply(runner, idx, reset=idx > 0 and runner.iter == self.stages[idx]['start'])

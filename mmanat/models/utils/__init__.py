@@ -4,3 +4,4 @@ from .planar import Planar
 
 __all__ = ['find_nonfinite_bn_stats', 'repair_bn_state_dict', 'reset_nonfinite_bn_stats',
            'Planar']
+from .ema_teacher import copy_student_to_teacher, cosine_momentum, ema_update  # noqa: F401,E402
