@@ -16,14 +16,21 @@ import torch
 from ..utils.exceptions import InvalidInputError
 
 
-def forward_features(model, x: torch.Tensor, amp: bool) -> Dict[str, torch.Tensor]:
+def forward_features(model, x: torch.Tensor, amp: bool, inference: bool = False,
+                     cpu_bf16: bool = False) -> Dict[str, torch.Tensor]:
     """One forward pass of the embedding network, without gradients.
 
     Args:
         model: a module with ``extract_feat((N, 1, D, H, W)) -> dict(fine, coarse[,
-            semantic])``.
+            semantic])``; an inference copy from
+            :func:`mmanat.apis.fast_inference.inference_model` gets its input in the memory
+            format it was built for (``channels_last_3d``).
         x: the input ``(N, 1, D, H, W)`` on the model's device.
         amp: run under fp16 autocast (CUDA).
+        inference: run under ``torch.inference_mode`` (else ``torch.no_grad``); the
+            outputs may then be inference tensors (usable, not modifiable in place, outside
+            that mode) in any memory format.
+        cpu_bf16: run under bfloat16 autocast when ``x`` is on the CPU.
 
     Returns:
         The ``fine``, ``coarse`` (and ``semantic``) maps as float32 ``(N, C, d, h, w)``.
@@ -31,12 +38,25 @@ def forward_features(model, x: torch.Tensor, amp: bool) -> Dict[str, torch.Tenso
     Raises:
         InvalidInputError: ``extract_feat`` does not return such a dict.
     """
-    with torch.no_grad():
-        if amp:
-            with torch.autocast(device_type='cuda', dtype=torch.float16):
-                out = model.extract_feat(x)
-        else:
+    fast = getattr(model, 'mmanat_fast_inference', None) or {}
+    if fast.get('channels_last') and x.dim() == 5:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    if amp:
+        autocast = torch.autocast(device_type='cuda', dtype=torch.float16)
+    else:
+        autocast = torch.autocast(device_type='cpu', dtype=torch.bfloat16,
+                                  enabled=bool(cpu_bf16) and x.device.type == 'cpu')
+    # SAM has its own CPU bf16 switch, whose autocast(enabled=False) inside extract_feat
+    # would switch ours off: turn it on for this call
+    own = cpu_bf16 and x.device.type == 'cpu' and getattr(model, 'cpu_bf16', None) is False
+    if own:
+        model.cpu_bf16 = True
+    try:
+        with (torch.inference_mode() if inference else torch.no_grad()), autocast:
             out = model.extract_feat(x)
+    finally:
+        if own:
+            model.cpu_bf16 = False
     if not isinstance(out, dict) or 'fine' not in out or 'coarse' not in out:
         raise InvalidInputError(
             f'{type(model).__name__}.extract_feat must return dict(fine=..., coarse=...[, '
@@ -143,7 +163,8 @@ def _triple_int(value, what: str, minimum: int):
 
 
 def embed_tiled(model, arr: torch.Tensor, device, amp: bool, tile_size, overlap,
-                mult: Tuple[int, int, int], blend: str, progress: bool):
+                mult: Tuple[int, int, int], blend: str, progress: bool,
+                inference: bool = False, cpu_bf16: bool = False):
     """Run the network on overlapping windows of a padded volume and blend the maps.
 
     Args:
@@ -157,6 +178,7 @@ def embed_tiled(model, arr: torch.Tensor, device, amp: bool, tile_size, overlap,
         mult: the network's total stride (z, y, x).
         blend: ``'cosine'`` or ``'linear'`` weight ramps across overlaps.
         progress: show a progress bar over windows.
+        inference, cpu_bf16: as in :func:`forward_features`.
 
     Returns:
         ``(outputs, strides, info)``: level -> blended ``(C, d, h, w)`` map (not yet
@@ -190,7 +212,8 @@ def embed_tiled(model, arr: torch.Tensor, device, amp: bool, tile_size, overlap,
         it = tqdm(boxes, desc='embedding tiles', unit='tile', leave=False)
     for box in it:
         sl = tuple(slice(a, a + t) for a, t in zip(box, tile))
-        out = forward_features(model, arr[sl][None, None].to(device), amp)
+        out = forward_features(model, arr[sl][None, None].to(device), amp, inference,
+                               cpu_bf16)
         out = {k: v[0] for k, v in out.items()}
         if strides is None:
             strides = map_strides(tile, out)
