@@ -190,6 +190,12 @@ def embed_tiled(model, arr: torch.Tensor, device, amp: bool, tile_size, overlap,
             the window.
     """
     shape = tuple(arr.shape)
+    if any(n % m for n, m in zip(shape, mult)):
+        # the last window starts at n - t: off the coarse grid unless n is a multiple too
+        raise InvalidInputError(
+            f'tiled embedding needs a volume padded to a multiple of {tuple(mult)} (z, y, x) '
+            f'voxels, got {shape}: preprocess it with preprocess_image(..., pad_multiple='
+            f'{tuple(mult)}) or pass the original image and let embed() preprocess it.')
     tile = [min(_round_up(t, m), n) for t, m, n in
             zip(_triple_int(tile_size, 'tile_size', 1), mult, shape)]
     if overlap is None:

@@ -107,6 +107,18 @@ def test_tile_size_is_checked():
         embed(model, img, tile_size=(0, 16, 16))
 
 
+def test_tiled_embedding_of_an_unpadded_preprocessed_image_is_refused():
+    """A preprocessed image whose size is not a multiple of the network stride would put the
+    last window off the coarse grid; embed() says so instead of returning shifted maps."""
+    model = PositionEncoderStandIn(channels=8)
+    img = quadratic_volume(shape=(30, 50, 70))
+    pre = preprocess_image(img, spacing=2.0, pad_multiple=(1, 1, 1))
+    with pytest.raises(InvalidInputError, match=r'multiple of \(4, 16, 16\)'):
+        embed(model, pre, tile_size=(16, 32, 32))
+    padded = preprocess_image(img, spacing=2.0, pad_multiple=(4, 16, 16))
+    assert embed(model, padded, tile_size=(16, 32, 32)).meta['tiles'] > 1
+
+
 def test_tiny_image_is_padded_not_refused():
     model = PositionEncoderStandIn(channels=8)
     img = quadratic_volume(shape=(3, 5, 5))
