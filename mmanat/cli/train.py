@@ -90,6 +90,36 @@ def merge_args(cfg, args: argparse.Namespace):
     return cfg
 
 
+def apply_torch_threads(cfg) -> Optional[int]:
+    """Set the intra-op threads of this process from ``env_cfg.torch_threads`` (a config key
+    of mmanat, ignored by mmengine's Runner).
+
+    ``None`` or absent: nothing changes (``OMP_NUM_THREADS`` or torch's default, one thread
+    per core). A positive int: ``torch.set_num_threads(n)``; dataloader workers use one
+    thread each whatever it says. The shipped CPU recipe of SAM sets 1: on cores shared
+    with other jobs, busy-waiting OpenMP threads stall each other (measurements in
+    docs/en/user_guides/train.md, tools/benchmarks/bench_train.py --compare); on an idle
+    machine ``None`` (one thread per core) is faster.
+
+    Returns the number of threads set, or ``None``.
+
+    Raises:
+        InvalidInputError: the value is not a positive int.
+    """
+    from mmanat.utils.exceptions import InvalidInputError
+    n = (cfg.get('env_cfg') or {}).get('torch_threads')
+    if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InvalidInputError(
+            f'env_cfg.torch_threads={n!r} in the config must be a positive int (threads of '
+            'the training process) or None (torch default); set it with --cfg-options '
+            'env_cfg.torch_threads=2')
+    import torch
+    torch.set_num_threads(n)
+    return n
+
+
 def fit_to_length(cfg) -> list:
     """Make a config run for its own length, however short (``train_cfg.max_iters=3``).
 
@@ -237,6 +267,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise InvalidInputError(f'config file not found: {args.config}; pass a config file '
                                 'such as configs/sam/sam_r18-fpn3d_8xb6-20k_ct-2mm.py.')
     cfg = merge_args(Config.fromfile(args.config), args)
+    apply_torch_threads(cfg)
     check_start_checkpoint(cfg)
     setup_distributed(cfg, args.launcher)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)

@@ -24,10 +24,13 @@ def test_recipe_enables_the_speedups_and_baseline_strips_them():
     cfg = Config.fromfile(RECIPE)
     syn = cfg.train_dataloader.dataset.datasets[0]
     assert syn.type == 'SyntheticSubjectDataset' and syn.cache_dir
-    assert cfg.model.channels_last is True
+    assert cfg.model.channels_last is True and cfg.model.cpu_bf16 is True
+    assert cfg.env_cfg.torch_threads == 1
     base = tool.strip_speedups(cfg)
     assert base.train_dataloader.dataset.datasets[0].cache_dir is None
-    assert base.model.channels_last is False
+    assert base.model.channels_last is False and base.model.cpu_bf16 is False
+    assert base.env_cfg.torch_threads is None
+    assert base.env_cfg.dist_cfg == cfg.env_cfg.dist_cfg   # the rest of env_cfg is kept
     assert cfg.train_dataloader.dataset.datasets[0].cache_dir == syn.cache_dir  # a copy
 
 
@@ -48,14 +51,42 @@ def test_compare_runs_and_warms_the_cache(tmp_path):
         "             coarse_head=dict(in_channels=32, channels=8))\n")
     import torch
     threads = torch.get_num_threads()
+    seen = {}   # torch threads during each variant's steps
+    step = tool.Setup.step
+
+    def recording_step(self, *args, **kwargs):
+        out = step(self, *args, **kwargs)
+        seen.setdefault(self.name, set()).add(torch.get_num_threads())
+        return out
+
+    tool.Setup.step = recording_step
     try:
         summaries = tool.run(tool.parse_args(
             [str(cfg_path), '--compare', '--rounds', '1', '--block', '1', '--warmup', '0',
-             '--threads', '1']))
+             '--threads', '2']))
     finally:
         torch.set_num_threads(threads)
+    # the baseline runs with the run's threads, the recipe with its env_cfg.torch_threads
+    assert seen == {'baseline': {2}, 'optimised': {1}}
     assert [s['name'] for s in summaries] == ['baseline', 'optimised']
     for s in summaries:
         assert s['iters'] == 1 and s['it_s'] > 0 and s['cpu_s'] > 0
         assert set(s['phases']) == set(tool.PHASES)
     assert len(list((tmp_path / 'cache').iterdir())) >= 1   # warmed before the timing
+
+
+def test_train_cli_applies_torch_threads():
+    import torch
+    from mmanat.cli.train import apply_torch_threads
+    from mmanat.utils.exceptions import InvalidInputError
+    threads = torch.get_num_threads()
+    try:
+        assert apply_torch_threads(Config(dict(env_cfg=dict(torch_threads=1)))) == 1
+        assert torch.get_num_threads() == 1
+        assert apply_torch_threads(Config(dict(env_cfg=dict(torch_threads=None)))) is None
+        assert torch.get_num_threads() == 1   # None leaves it alone
+        for bad in (0, -2, 1.5, 'two', True):
+            with pytest.raises(InvalidInputError, match='torch_threads'):
+                apply_torch_threads(Config(dict(env_cfg=dict(torch_threads=bad))))
+    finally:
+        torch.set_num_threads(threads)

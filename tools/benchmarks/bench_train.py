@@ -20,9 +20,12 @@ and the end of the run.
 
 ``--compare`` builds two copies of the setup from the same config and seed and times them in
 alternating blocks of ``--block`` iterations (so that load from other jobs on the machine
-hits both alike): *baseline* = the pipeline as it was before the speed-ups (synthetic
-subjects generated for every item, no disk cache; contiguous NCDHW network) and
-*optimised* = the config as written (e.g. ``cache_dir`` and ``channels_last``). The cache
+hits both alike): *baseline* = the pipeline as it was before the speed-ups
+(:func:`strip_speedups`: synthetic subjects generated for every item, no disk cache;
+contiguous NCDHW float32 network; the run's threads) and *optimised* = the config as written
+(e.g. ``cache_dir``, ``channels_last``, ``cpu_bf16``, ``env_cfg.torch_threads``). Torch
+threads are set before every step of a variant: ``env_cfg.torch_threads`` when its config
+has one (what ``tools/train.py`` applies), else ``--threads`` or the torch default. The cache
 entries of the subjects the timed iterations draw are generated first, outside the timing,
 i.e. the optimised column is the steady state of a long run. While one variant runs, the
 dataloader workers of the other are paused (SIGSTOP), so neither prefetches in the other's
@@ -60,7 +63,8 @@ def _cpu_seconds(pids=()):
 def strip_speedups(cfg):
     """The config as the pipeline was before the speed-ups: no synthetic-subject cache
     (anywhere in the dataset tree), the network in the contiguous memory format and in
-    float32 (``channels_last`` and ``cpu_bf16`` off)."""
+    float32 (``channels_last`` and ``cpu_bf16`` off), the torch default number of threads
+    (``env_cfg.torch_threads`` removed)."""
     cfg = copy.deepcopy(cfg)
 
     def walk(node):
@@ -77,6 +81,8 @@ def strip_speedups(cfg):
     for key in ('channels_last', 'cpu_bf16'):
         if key in cfg.model:
             cfg.model[key] = False
+    if cfg.get('env_cfg') and 'torch_threads' in cfg.env_cfg:
+        cfg.env_cfg.torch_threads = None
     return cfg
 
 
@@ -113,7 +119,7 @@ def warm_synthetic_cache(loader, num_items):
 class Setup:
     """Model, data iterator and optimiser of one variant, with per-phase timers."""
 
-    def __init__(self, cfg, device, name):
+    def __init__(self, cfg, device, name, default_threads=None):
         import torch
         from mmengine.registry import DefaultScope
         from mmengine.runner import Runner
@@ -126,6 +132,8 @@ class Setup:
         self.optim = torch.optim.SGD(self.model.parameters(),
                                      lr=cfg.optim_wrapper.optimizer.lr, momentum=0.9)
         self.model.train()
+        # env_cfg.torch_threads (what tools/train.py applies), else the run's default
+        self.threads = (cfg.get('env_cfg') or {}).get('torch_threads') or default_threads
         self.iterator = None
         # wall, cpu (this process); loss_call = preprocessor + the whole loss call
         self.phase = {p: [0.0, 0.0] for p in PHASES + ('loss_call', )}
@@ -170,6 +178,8 @@ class Setup:
     def step(self, record, amp_scaler=None):
         """One training iteration; ``record``: add its times to the statistics."""
         import torch
+        if self.threads:
+            torch.set_num_threads(self.threads)
         if self.iterator is None:
             self.iterator = iter(self.loader)
         before = {k: list(v) for k, v in self.phase.items()}
@@ -256,6 +266,7 @@ def run(args):
     register_all_modules(init_default_scope=False)
     if args.threads:
         torch.set_num_threads(args.threads)
+    default_threads = torch.get_num_threads()
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -268,11 +279,11 @@ def run(args):
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
     if not args.compare:
-        setups = [Setup(cfg, device, 'config')]
+        setups = [Setup(cfg, device, 'config', default_threads)]
         plan = [(setups[0], args.warmup, False), (setups[0], args.iters, True)]
     else:
-        setups = [Setup(strip_speedups(cfg), device, 'baseline'),
-                  Setup(cfg, device, 'optimised')]
+        setups = [Setup(strip_speedups(cfg), device, 'baseline', default_threads),
+                  Setup(cfg, device, 'optimised', default_threads)]
         per_iter = cfg.train_dataloader.batch_size
         prefetch = (cfg.train_dataloader.get('num_workers', 0) or 1) * 2 + 2
         n = warm_synthetic_cache(setups[1].loader, (args.warmup + args.rounds * args.block

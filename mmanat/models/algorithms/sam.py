@@ -25,21 +25,36 @@ def gather_similarities(maps: torch.Tensor, query_index: torch.Tensor,
     Returns ``(pos_sim (Q,), neg_sim (Q, N))`` in float32. Uses whichever of "gather the
     (Q, N, C) negatives" and "(Q, V*D*H*W) similarity matrix, then gather" needs less
     memory (the first for the fine level, the second for the small coarse level).
+
+    ``channels_last_3d`` maps (``SAM(channels_last=True)`` in training) are read as their
+    (V*D*H*W, C) row table, a view: rows are picked with ``index_select``, whose backward
+    (``index_add``) is several times cheaper on the CPU than that of the advanced indexing
+    used for contiguous maps. Same values either way.
     """
     V, C = maps.shape[:2]
-    flat = maps.reshape(V, C, -1).float()
-    M = flat.shape[-1]
+    N = neg_index.shape[1]
+    if maps.dim() == 5 and not maps.is_contiguous() and maps.is_contiguous(
+            memory_format=torch.channels_last_3d):
+        rows = maps.float().permute(0, 2, 3, 4, 1).reshape(-1, C)   # a view
+        M = rows.shape[0] // V
 
-    def take(idx):  # (...,) -> (..., C); advanced indices around a slice go first
-        return flat[idx // M, :, idx % M]
+        def take(idx):  # (...,) -> (..., C)
+            return rows.index_select(0, idx.reshape(-1)).view(tuple(idx.shape) + (C, ))
+    else:
+        flat = maps.reshape(V, C, -1).float()
+        M = flat.shape[-1]
+        rows = None
+
+        def take(idx):  # (...,) -> (..., C); advanced indices around a slice go first
+            return flat[idx // M, :, idx % M]
 
     q = take(query_index)
     pos = (q * take(pos_index)).sum(-1)
-    N = neg_index.shape[1]
     if N * C <= V * M:
         neg = torch.einsum('qc,qnc->qn', q, take(neg_index))
     else:
-        rows = flat.transpose(1, 2).reshape(V * M, C)
+        if rows is None:
+            rows = flat.transpose(1, 2).reshape(V * M, C)
         neg = (q @ rows.t()).gather(1, neg_index)
     return pos, neg
 
@@ -100,12 +115,19 @@ class SAM(BaseModel):
         valid_threshold: fraction of valid input voxels that makes a grid voxel valid.
         channels_last: run the network in the ``channels_last_3d`` memory format (weights
             and activations N, D, H, W, C; 2D conv weights in ``channels_last``): the same
-            function, about 30 % less forward time for oneDNN on CPU. The returned maps are
-            contiguous (N, C, D, H, W) either way.
+            function, about 30 % less forward time for oneDNN on CPU. :meth:`extract_feat`
+            returns contiguous (N, C, D, H, W) maps either way; inside :meth:`loss` they stay
+            channels_last (no copy), and the samplers and :func:`gather_similarities` read
+            them as (voxel, channel) rows.
         cpu_bf16: run the network on CPU under bfloat16 autocast (convolutions in bf16;
             BatchNorm, the L2 normalisation, the samplers and the losses stay float32).
             About 2x faster convolutions on CPUs with AVX512-BF16/AMX, but it changes the
             numerics (3 significant digits in the convolutions): off by default, opt-in.
+            The shipped CPU recipe turns it on (its loss curve over 50 iterations stays
+            with the float32 one, tools/benchmarks/compare_loss_curves.py). Caution: with
+            torch 2.13 on the CPU, stage-4 maps as small as 2 x 2 x 2 (e.g. 8 x 32 x 32
+            inputs) gave non-deterministic, sometimes huge, weight gradients in bf16; the
+            recipe's 8 x 6 x 6 maps (32 x 96 x 96 views) repeat exactly.
         pad_at_inference: :func:`mmanat.apis.embed` pads an image with air to a multiple of
             ``coarse_stride`` before the network (True, mmanat's default: every map size is
             exactly input size / stride) or runs the network on the image as it is (False,
@@ -173,6 +195,8 @@ class SAM(BaseModel):
                 f'SAM: input_spacing={input_spacing!r} must be a positive number of mm (or None '
                 'for the 3D default 2.0 mm)')
         self.input_spacing = None if input_spacing is None else float(input_spacing)
+        # set by loss(): keep the maps in the network's layout (see extract_feat)
+        self._native_layout = False
         if self.channels_last:
             self._apply(_channels_last)
 
@@ -199,7 +223,7 @@ class SAM(BaseModel):
             fine = self.fine_head(fine) if self.fine_head is not None else l2_normalize(fine)
             coarse = self.coarse_head(feats[self.coarse_level])
         fine, coarse = fine.float(), coarse.float()
-        if self.channels_last:
+        if self.channels_last and not self._native_layout:
             fine, coarse = fine.contiguous(), coarse.contiguous()
         return dict(fine=fine, coarse=coarse)
 
@@ -249,7 +273,13 @@ class SAM(BaseModel):
         if query_mask is not None:
             query_mask = pad_mask(query_mask, inputs.shape[-3:])
 
-        feats = self.extract_feat(inputs.flatten(0, 1))
+        # with channels_last the maps stay channels_last_3d here (no copy): the samplers and
+        # gather_similarities read them as (voxel, channel) rows
+        self._native_layout = True
+        try:
+            feats = self.extract_feat(inputs.flatten(0, 1))
+        finally:
+            self._native_layout = False
         fine, coarse = feats['fine'], feats['coarse']
         coords = coords.flatten(0, 1)
         valid = valid.flatten(0, 1)

@@ -5,8 +5,8 @@ import torch
 
 from mmanat.registry import TASK_UTILS
 from mmanat.utils.exceptions import InvalidInputError
-from .utils import (centred_points, check_pair_maps, flatten_views, mine_negatives,
-                    nearest_neighbours)
+from .utils import (centred_points, check_pair_maps, flatten_views, flatten_views_cat,
+                    mine_negatives, nearest_neighbours)
 
 
 def _empty_result(device, num_negatives: int) -> Dict[str, torch.Tensor]:
@@ -178,8 +178,8 @@ class SAMFinePairSampler:
         pts_all = centred_points(coords, valid)  # (2M, 3)
         pts = pts_all.view(2, M, 3)
         # [fine | coarse] rows: one dot product gives fine + coarse similarity
-        emb = flatten_views(fine.float() if coarse is None else
-                            torch.cat([fine.float(), coarse.float()], dim=1))
+        emb = (flatten_views(fine.float()) if coarse is None else
+               flatten_views_cat(fine, coarse))
 
         queries, keys = [], []
         overlap = all(has_valid)

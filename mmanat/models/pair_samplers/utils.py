@@ -98,13 +98,15 @@ def mine_negatives(query_index: torch.Tensor, points: torch.Tensor, candidates: 
     Q, R = query_index.shape[0], points.shape[0]
     out_idx = torch.zeros((Q, num_keep), dtype=torch.long, device=device)
     out_ok = torch.zeros((Q, num_keep), dtype=torch.bool, device=device)
+    # columns that are never negatives (e.g. invalid voxels), masked by index per block
+    excluded = (~candidates.bool()).nonzero().squeeze(1)
     for s in range(0, Q, chunk):
         qi = query_index[s:s + chunk]
-        eligible = pairwise_distances(points[qi], points) > ignore_distance
-        eligible &= candidates[None]
-        if group is not None:
-            eligible &= group[None] == group[qi][:, None]
         if num_top is None:
+            eligible = pairwise_distances(points[qi], points) > ignore_distance
+            eligible &= candidates[None]
+            if group is not None:
+                eligible &= group[None] == group[qi][:, None]
             n = min(num_keep, R)
             cols, ok = random_subset(eligible, n)
             out_idx[s:s + chunk, :n] = cols
@@ -114,7 +116,14 @@ def mine_negatives(query_index: torch.Tensor, points: torch.Tensor, candidates: 
         sim = embeddings[qi] @ embeddings.t()
         if extra_embeddings is not None:
             sim += extra_embeddings[qi] @ extra_embeddings.t()
-        sim.masked_fill_(~eligible, float('-inf'))
+        # -inf where not eligible: within ignore_distance, not a candidate, other group
+        # (in place, without building the (chunk, R) eligibility mask and its negation)
+        sim.masked_fill_(pairwise_distances(points[qi], points) <= ignore_distance,
+                         float('-inf'))
+        if excluded.numel():
+            sim.index_fill_(1, excluded, float('-inf'))
+        if group is not None:
+            sim.masked_fill_(group[None] != group[qi][:, None], float('-inf'))
         top_val, top_idx = sim.topk(k_top, dim=1)
         top_ok = torch.isfinite(top_val)
         n = min(num_keep, k_top)
@@ -127,9 +136,22 @@ def mine_negatives(query_index: torch.Tensor, points: torch.Tensor, candidates: 
 
 
 def flatten_views(x: torch.Tensor) -> torch.Tensor:
-    """(V, C, D, H, W) -> (V * D * H * W, C): one row per voxel, views in order."""
-    V, C = x.shape[:2]
-    return x.reshape(V, C, -1).transpose(1, 2).reshape(-1, C)
+    """(V, C, D, H, W) -> (V * D * H * W, C): one row per voxel, views in order (a view
+    without a copy for ``channels_last_3d`` maps, one copy otherwise)."""
+    C = x.shape[1]
+    return x.permute(0, 2, 3, 4, 1).reshape(-1, C)
+
+
+def flatten_views_cat(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``flatten_views(torch.cat([a, b], dim=1))`` in float32, written in one pass: rows
+    ``[a | b]`` of every voxel, (V * D * H * W, Ca + Cb)."""
+    V, Ca = a.shape[:2]
+    Cb = b.shape[1]
+    out = torch.empty((V, ) + tuple(a.shape[2:]) + (Ca + Cb, ), dtype=torch.float32,
+                      device=a.device)
+    out[..., :Ca] = a.permute(0, 2, 3, 4, 1)
+    out[..., Ca:] = b.permute(0, 2, 3, 4, 1)
+    return out.view(-1, Ca + Cb)
 
 
 def centred_points(coords: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

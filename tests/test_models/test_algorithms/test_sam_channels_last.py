@@ -61,3 +61,51 @@ def test_cpu_bf16_is_opt_in_and_close_to_float32():
     out.backward()
     assert torch.isfinite(fast.backbone.stem.conv.weight.grad).all()
     assert fast.backbone.stem.conv.weight.grad.dtype == torch.float32
+
+
+def test_gather_similarities_channels_last_rows_equal_the_contiguous_path():
+    """The (voxel, channel) row reading of channels_last maps gives the same similarities and
+    the same gradient as the advanced indexing of contiguous maps."""
+    from mmanat.models.algorithms.sam import gather_similarities
+    torch.manual_seed(0)
+    base = torch.nn.functional.normalize(torch.randn(4, 6, 3, 5, 7), dim=1)
+    M = 3 * 5 * 7
+    q = torch.randint(4 * M, (9, ))
+    p = torch.randint(4 * M, (9, ))
+    for N in (5, 200):   # the gather path and the similarity-matrix path
+        neg = torch.randint(4 * M, (9, N))
+        outs = []
+        for cl in (False, True):
+            maps = base.clone()
+            if cl:
+                maps = maps.contiguous(memory_format=torch.channels_last_3d)
+            maps.requires_grad_(True)
+            pos_sim, neg_sim = gather_similarities(maps, q, p, neg)
+            (pos_sim.sum() * 2 + (neg_sim * torch.linspace(0, 1, N)).sum()).backward()
+            outs.append((pos_sim.detach(), neg_sim.detach(), maps.grad))
+        assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+        assert torch.allclose(outs[0][2], outs[1][2], atol=1e-6)
+
+
+def test_loss_keeps_channels_last_maps_but_extract_feat_stays_contiguous():
+    cfg = tiny_cfg()
+    model = _pair(cfg, True)
+    seen = []
+    gather = model.fine_sampler.__call__
+
+    def spy(fine, *args, **kwargs):
+        pair = fine[0]   # (2, C, D, H, W) of the first view pair
+        seen.append(pair.is_contiguous(memory_format=torch.channels_last_3d)
+                    and not pair.is_contiguous())
+        return gather(fine, *args, **kwargs)
+
+    model.fine_sampler = spy
+    coords = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float32) * 2.0
+                                          for n in (8, 32, 32)], indexing='ij'))[[2, 1, 0]]
+    coords = coords[None, None].repeat(1, 2, 1, 1, 1, 1)
+    model.train()
+    loss = sum(model(torch.randn(1, 2, 1, 8, 32, 32), dict(coords=coords),
+                     mode='loss').values())
+    loss.backward()
+    assert seen == [True] and model._native_layout is False
+    assert model.extract_feat(torch.randn(1, 1, 8, 32, 32))['fine'].is_contiguous()
