@@ -46,17 +46,8 @@ def forward_features(model, x: torch.Tensor, amp: bool, inference: bool = False,
     else:
         autocast = torch.autocast(device_type='cpu', dtype=torch.bfloat16,
                                   enabled=bool(cpu_bf16) and x.device.type == 'cpu')
-    # SAM has its own CPU bf16 switch, whose autocast(enabled=False) inside extract_feat
-    # would switch ours off: turn it on for this call
-    own = cpu_bf16 and x.device.type == 'cpu' and getattr(model, 'cpu_bf16', None) is False
-    if own:
-        model.cpu_bf16 = True
-    try:
-        with (torch.inference_mode() if inference else torch.no_grad()), autocast:
-            out = model.extract_feat(x)
-    finally:
-        if own:
-            model.cpu_bf16 = False
+    with (torch.inference_mode() if inference else torch.no_grad()), autocast:
+        out = model.extract_feat(x)
     if not isinstance(out, dict) or 'fine' not in out or 'coarse' not in out:
         raise InvalidInputError(
             f'{type(model).__name__}.extract_feat must return dict(fine=..., coarse=...[, '

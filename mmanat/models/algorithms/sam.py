@@ -1,4 +1,5 @@
 """SAM: self-supervised pixel-wise anatomical embeddings (Yan et al., TMI 2022)."""
+import contextlib
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -119,8 +120,10 @@ class SAM(BaseModel):
             returns contiguous (N, C, D, H, W) maps either way; inside :meth:`loss` they stay
             channels_last (no copy), and the samplers and :func:`gather_similarities` read
             them as (voxel, channel) rows.
-        cpu_bf16: run the network on CPU under bfloat16 autocast (convolutions in bf16;
-            BatchNorm, the L2 normalisation, the samplers and the losses stay float32).
+        cpu_bf16: in training mode, run the network on CPU under bfloat16 autocast
+            (convolutions in bf16; BatchNorm, the L2 normalisation, the samplers and the
+            losses stay float32). Inference (eval mode) ignores it: a model trained with it
+            embeds in float32 unless ``mmanat.apis.embed(..., cpu_bf16=True)`` asks for bf16.
             About 2x faster convolutions on CPUs with AVX512-BF16/AMX, but it changes the
             numerics (3 significant digits in the convolutions): off by default, opt-in.
             The shipped CPU recipe turns it on (its loss curve over 50 iterations stays
@@ -214,8 +217,11 @@ class SAM(BaseModel):
                 f'SAM.extract_feat expects (N, 1, D, H, W) volumes, got {tuple(inputs.shape)}')
         if self.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last_3d)
-        with torch.autocast('cpu', dtype=torch.bfloat16,
-                            enabled=self.cpu_bf16 and inputs.device.type == 'cpu'):
+        # bf16 is a training speed-up only: in eval mode the caller decides (embed(cpu_bf16=)),
+        # and no autocast(enabled=False) here may switch off the caller's autocast
+        bf16 = self.cpu_bf16 and self.training and inputs.device.type == 'cpu'
+        with (torch.autocast('cpu', dtype=torch.bfloat16) if bf16
+              else contextlib.nullcontext()):
             feats = self.backbone(inputs)
             fine = self.neck([feats[i] for i in self.fine_levels])
             if isinstance(fine, (list, tuple)):

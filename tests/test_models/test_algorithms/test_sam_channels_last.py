@@ -20,6 +20,7 @@ def test_channels_last_matches_contiguous():
     assert fast.backbone.stem.conv.weight.is_contiguous(
         memory_format=torch.channels_last_3d)
     x = torch.randn(2, 1, 8, 32, 32)
+    ref.train(), fast.train()
     a, b = ref.extract_feat(x), fast.extract_feat(x)
     for k in ('fine', 'coarse'):
         assert b[k].is_contiguous() and b[k].shape == a[k].shape
@@ -51,6 +52,7 @@ def test_cpu_bf16_is_opt_in_and_close_to_float32():
     fast = MODELS.build(dict(cfg, channels_last=True, cpu_bf16=True))
     fast.load_state_dict(ref.state_dict())
     x = torch.randn(2, 1, 8, 32, 32)
+    ref.train(), fast.train()
     a, b = ref.extract_feat(x), fast.extract_feat(x)
     for k in ('fine', 'coarse'):
         assert b[k].dtype == torch.float32 and b[k].is_contiguous()
@@ -109,3 +111,21 @@ def test_loss_keeps_channels_last_maps_but_extract_feat_stays_contiguous():
     loss.backward()
     assert seen == [True] and model._native_layout is False
     assert model.extract_feat(torch.randn(1, 1, 8, 32, 32))['fine'].is_contiguous()
+
+
+def test_cpu_bf16_is_a_training_switch_only():
+    """A model trained with cpu_bf16 embeds in float32 in eval mode (the caller's autocast
+    decides), so a recipe's speed-up never changes inference silently."""
+    cfg = tiny_cfg()
+    ref = _pair(cfg, False)
+    fast = MODELS.build(dict(cfg, channels_last=True, cpu_bf16=True))
+    fast.load_state_dict(ref.state_dict())
+    ref.eval(), fast.eval()
+    x = torch.randn(1, 1, 8, 32, 32)
+    with torch.no_grad():
+        a, b = ref.extract_feat(x), fast.extract_feat(x)
+        for k in ('fine', 'coarse'):
+            assert torch.allclose(a[k], b[k], atol=1e-5)
+        with torch.autocast('cpu', dtype=torch.bfloat16):  # the caller's bf16 still applies
+            c = fast.extract_feat(x)
+    assert not torch.allclose(a['fine'], c['fine'], atol=1e-5)
