@@ -335,7 +335,7 @@ def run_demo(kind: str = 'sam', *, checkpoint: Optional[str] = None,
         print(f'register  {_fmt(registered, space)}  [query mapped through the '
               f'embedding-driven registration]{err}', file=out)
     print('timing    ' + ' | '.join(f'{k} {v:.2f} s' for k, v in times.items()), file=out)
-    print(f'figure    {png}  (the direct match)', file=out)
+    print(f'figure    {png}  (the {res.method} match above)', file=out)
     return dict(query=query, match=res, times=times, png=png, truth=truth,
                 registered=registered)
 
