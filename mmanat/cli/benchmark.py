@@ -54,6 +54,10 @@ ROOT = checkout_root()
 #: rib cage width; configs/sam/sam2d_tiny-fpn_1xb4-cpu-1000it_synthetic-cxr-samples.py uses it)
 ASSUMED_XRAY_SPACING = 0.2
 
+#: matching methods of the model rows: direct (``method='reference'``, the reference search),
+#: stable points, consensus matching
+MATCH_METHODS = ('direct', 'stable', 'consensus')
+
 BENCHMARKS = ('deformation', 'cross_subject', 'real_landmarks', 'lesion_tracking', 'speed',
               'xray', 'propagation')
 
@@ -90,6 +94,10 @@ def parse_args(argv=None):
                    help='checkpoint(s), one per --config (omit: random init, for timing only)')
     p.add_argument('--model-name', nargs='+', default=[], help='table names of the models')
     p.add_argument('--device', help='device of the models (default: GPU when present)')
+    p.add_argument('--match-methods', nargs='+', choices=MATCH_METHODS, default=list(MATCH_METHODS),
+                   metavar='NAME', help='matching methods of the --config models (default: all '
+                   'of direct, stable, consensus; stable points cost 60-110 s per case on 2 '
+                   'cores)')
     p.add_argument('--baselines', nargs='*',
                    default=['identity', 'sitk_affine', 'sitk_bspline', 'ants_affine', 'ants_syn'],
                    help='baseline methods to run (default: identity sitk_affine sitk_bspline '
@@ -127,7 +135,8 @@ def main(argv=None) -> int:
                    device=args.device, baseline_names=args.baselines, data_dir=args.data_dir,
                    work_dir=args.work_dir, seed=args.seed, out=args.out,
                    json_path=args.json, cmdline=cmdline,
-                   registration_preset=args.registration_preset)
+                   registration_preset=args.registration_preset,
+                   match_methods=args.match_methods)
     return 0
 
 
@@ -140,7 +149,8 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
                    out: str = osp.join(ROOT, 'docs', 'en', 'notes', 'benchmarks.md'),
                    json_path: Optional[str] = None,
                    cmdline: str = 'mmanat.cli.benchmark.run_benchmarks',
-                   registration_preset: Optional[str] = None) -> str:
+                   registration_preset: Optional[str] = None,
+                   match_methods: Sequence[str] = MATCH_METHODS) -> str:
     """Run the benchmarks ``wanted`` (names of :data:`BENCHMARKS`) and write the report.
 
     Args:
@@ -160,6 +170,7 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
         cmdline (str): the command line recorded in the report.
         registration_preset (str, optional): ``'quick'`` or ``'default'`` preset of the
             registration baselines (None: ``'quick'`` with ``quick``, else ``'default'``).
+        match_methods (list[str]): rows of each model, from :data:`MATCH_METHODS`.
 
     Returns:
         str: the report's path.
@@ -181,8 +192,15 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
             raise InvalidInputError(f'give one --checkpoint per --config ({len(configs)} '
                                     f'configs, {len(checkpoints)} checkpoints).')
         try:
+            unknown = sorted(set(match_methods) - set(MATCH_METHODS))
+            if unknown or not match_methods:
+                raise InvalidInputError(f'match methods {unknown or "(none)"}: choose from '
+                                        f'{", ".join(MATCH_METHODS)}.')
             model_methods = br.mmanat_methods(configs, checkpoints, model_names,
-                                              device=device)
+                                              device=device,
+                                              direct='direct' in match_methods,
+                                              stable='stable' in match_methods,
+                                              consensus='consensus' in match_methods)
         except (ImportError, InvalidInputError) as err:
             skipped.append(f'mmanat models: could not be loaded ({err})')
             log(f'[skip] mmanat models: {err}')
@@ -248,8 +266,7 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
         run_propagation(data_dir, model_methods, quick, seed, device, tables, skipped)
 
     if 'speed' in wanted:
-        naive = [m for m in model_methods if not m.stable_points
-                 and m.match_method != 'consensus']
+        naive = _one_row_per_model(model_methods)
         volume_models = [m for m in naive if m.image_ndim == 3]
         if not naive:
             msg = ('speed: needs an mmanat model (--config [--checkpoint]); the embedding and '
@@ -258,12 +275,12 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
             log(f'[skip] {msg}')
         elif len(volume_models) < len(naive):
             msg = ('speed: measured on volumes; not timed: the 2D model(s) '
-                   f'{", ".join(m.name for m in naive if m.image_ndim != 3)}')
+                   f'{", ".join(_base_name(m) for m in naive if m.image_ndim != 3)}')
             skipped.append(msg)
             log(f'[skip] {msg}')
         for m in volume_models:
             for t in br.run_speed_benchmark(m.model, log=log, **settings['speed']):
-                t.title += f' - {m.name}'
+                t.title += f' - {_base_name(m)}'
                 tables.append(t)
 
     total = time.perf_counter() - t_start
@@ -368,13 +385,29 @@ def run_xray(data_dir, methods, settings, seed, tables, skipped) -> None:
     tables.append(table)
 
 
+def _one_row_per_model(model_methods):
+    """The first method of each model (the benchmarks that time or use a model, not a
+    matching method, run once per model whichever ``--match-methods`` were chosen)."""
+    seen, out = set(), []
+    for m in model_methods:
+        if id(m.model) not in seen:
+            seen.add(id(m.model))
+            out.append(m)
+    return out
+
+
+def _base_name(method) -> str:
+    """The model's table name without the ``+stable`` / ``+consensus`` suffix."""
+    return getattr(method, 'model_name', method.name)
+
+
 def run_propagation(data_dir, model_methods, quick, seed, device, tables, skipped) -> None:
     """Benchmark ``propagation`` (:mod:`mmanat.evaluation.benchmark.propagation`): synthetic
     subject pairs at 4 mm (1 pair quick, 2 full), and the real lung masks when the sample
     CTs are present; tables appended to ``tables``."""
     from mmanat.evaluation.benchmark import propagation as pr
-    models = [(m.model, m.name) for m in model_methods
-              if m.image_ndim == 3 and not m.stable_points and m.match_method != 'consensus']
+    models = [(m.model, _base_name(m)) for m in _one_row_per_model(model_methods)
+              if m.image_ndim == 3]
     if not models:
         models = [pr.default_model(device)]
     methods = pr.propagation_methods([m for m, _ in models], [n for _, n in models],

@@ -69,3 +69,44 @@ def test_registration_preset_option(monkeypatch, tmp_path, quick, preset, expect
     assert seen['quick'] is expect_quick
     args = benchmark.parse_args(['--registration-preset', 'quick'])
     assert args.registration_preset == 'quick'
+
+
+@pytest.mark.parametrize('chosen,expected', [
+    (['consensus'], ['m+consensus']),
+    (['direct', 'consensus'], ['m', 'm+consensus']),
+    (['direct', 'stable', 'consensus'], ['m', 'm+stable', 'm+consensus'])])
+def test_match_methods_option(monkeypatch, tmp_path, chosen, expected):
+    """``--match-methods`` chooses the rows of each model; the per-model benchmarks (speed,
+    propagation) still see each model once, under its own name."""
+    from mmanat.evaluation import benchmark as br
+    calls = {}
+
+    def fake_init(cfg, ckpt, device=None):  # the model object is only passed through
+        return object()
+
+    import mmanat.apis
+    monkeypatch.setattr(mmanat.apis, 'init_model', fake_init)
+    monkeypatch.setattr(br.methods, 'model_image_ndim', lambda model: 3)
+    methods = br.mmanat_methods(['cfg.py'], [None], ['m'], direct='direct' in chosen,
+                                stable='stable' in chosen, consensus='consensus' in chosen)
+    assert [m.name for m in methods] == expected
+    once = benchmark._one_row_per_model(methods)
+    assert len(once) == 1 and benchmark._base_name(once[0]) == 'm'
+
+    def record_speed(model, log=None, **kw):
+        calls.setdefault('speed', []).append(model)
+        return []
+
+    monkeypatch.setattr(br, 'mmanat_methods',
+                        lambda *a, **kw: calls.setdefault('kw', kw) and methods)
+    monkeypatch.setattr(br, 'run_speed_benchmark', record_speed)
+    benchmark.run_benchmarks(['speed'], configs=['cfg.py'], baseline_names=[],
+                             match_methods=chosen, work_dir=str(tmp_path),
+                             out=str(tmp_path / 'b.md'))
+    assert calls['kw'] == dict(device=None, direct='direct' in chosen,
+                               stable='stable' in chosen, consensus='consensus' in chosen)
+    assert len(calls['speed']) == 1
+    args = benchmark.parse_args(['--match-methods', 'direct', 'consensus'])
+    assert args.match_methods == ['direct', 'consensus']
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(['--match-methods', 'fastest'])

@@ -98,8 +98,10 @@ class MMAnatMethod:
 
     def __init__(self, model, name: str, stable_points: bool = False,
                  match_method: str = 'reference', embed_kwargs: Optional[dict] = None,
-                 **match_kwargs):
+                 model_name: Optional[str] = None, **match_kwargs):
         self.model, self.name = model, name
+        #: the model's table name without the method suffix (``+stable``, ``+consensus``)
+        self.model_name = model_name or name
         self.stable_points, self.match_method = stable_points, match_method
         self.embed_kwargs = dict(embed_kwargs or {})  # e.g. tile_size for large volumes
         self.match_kwargs = match_kwargs
@@ -146,8 +148,9 @@ class EmbeddingRegistrationMethod:
 
 def mmanat_methods(configs: Sequence[str], checkpoints: Sequence[Optional[str]],
                    names: Optional[Sequence[str]] = None, device: Optional[str] = None,
-                   stable: bool = True, consensus: bool = True) -> List[MMAnatMethod]:
-    """:class:`MMAnatMethod` s (naive and, with ``stable``, stable-points; with
+                   stable: bool = True, consensus: bool = True,
+                   direct: bool = True) -> List[MMAnatMethod]:
+    """:class:`MMAnatMethod` s (with ``direct``, naive; with ``stable``, stable-points; with
     ``consensus``, consensus matching) for each config / checkpoint pair."""
     from ...apis import init_model
     methods = []
@@ -155,9 +158,12 @@ def mmanat_methods(configs: Sequence[str], checkpoints: Sequence[Optional[str]],
         ckpt = checkpoints[i] if i < len(checkpoints) else None
         model = init_model(cfg, ckpt, device=device)
         base = names[i] if names and i < len(names) else osp.splitext(osp.basename(cfg))[0]
-        methods.append(MMAnatMethod(model, base))
+        if direct:
+            methods.append(MMAnatMethod(model, base, model_name=base))
         if stable:
-            methods.append(MMAnatMethod(model, base + '+stable', stable_points=True))
+            methods.append(MMAnatMethod(model, base + '+stable', stable_points=True,
+                                        model_name=base))
         if consensus:
-            methods.append(MMAnatMethod(model, base + '+consensus', match_method='consensus'))
+            methods.append(MMAnatMethod(model, base + '+consensus', match_method='consensus',
+                                        model_name=base))
     return methods
