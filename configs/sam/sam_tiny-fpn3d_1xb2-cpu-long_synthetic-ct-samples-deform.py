@@ -6,7 +6,7 @@
 # (checkpoints/runs/README.md):
 #
 #   python tools/train.py configs/sam/sam_tiny-fpn3d_1xb2-cpu-long_synthetic-ct-samples-deform.py \
-#       --cfg-options load_from=checkpoints/runs/<latest>.pth randomness.seed=<next>
+#       --cfg-options load_from=checkpoints/sam_default.pth randomness.seed=<next>
 #
 # Measured so far (8 synthetic CT pairs, 162 landmarks, tools/test.py): 500 iterations of it at
 # lr 0.02 from iteration 1900 of the plain run gave 30.4 mm (26.6 mm at the start): worse in the

@@ -4,7 +4,7 @@
 # chain (checkpoints/runs/README.md) with a new seed:
 #
 #   python tools/train.py configs/sam/sam_tiny-fpn3d_1xb2-cpu-long_synthetic-ct-samples.py \
-#       --cfg-options load_from=checkpoints/runs/<latest>.pth randomness.seed=<next>
+#       --cfg-options load_from=checkpoints/sam_default.pth randomness.seed=<next>
 #
 # Why: continuing at lr 0.02 made single checkpoints worse, not better (synthetic CT landmark
 # error 21.8 mm at iteration 1600, 26.6 mm at 1900). mmengine's EMAHook stores the averaged

@@ -9,6 +9,11 @@ _base_ = [
 # Random fine negatives beyond 20 mm instead of SAM's hard ones: with hard negatives and the
 # contrast augmentation this small model's fine level collapses to one constant embedding
 # (fine loss at log(201)).
-model = dict(fine_sampler=dict(num_hard_candidates=None))
+model = dict(fine_sampler=dict(num_hard_candidates=None), channels_last=True, cpu_bf16=True)
 train_dataloader = dict(batch_size=2, num_workers=2,
                         dataset=dict(num_subjects=200, spacing=4.0))
+# the training recipe of the shipped SAM (sam_tiny-fpn3d_1xb2-cpu-1000it_synthetic-ct-samples.py):
+# oneDNN-friendly layout, bfloat16 convolutions on the CPU in training only (float32 at
+# inference; set in `model` above), one training thread; the shipped checkpoint was trained
+# with these settings
+env_cfg = dict(torch_threads=1)

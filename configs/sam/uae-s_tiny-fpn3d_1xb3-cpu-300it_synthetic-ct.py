@@ -26,3 +26,8 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=20),
     dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=20),
 ]
+# the training recipe of the shipped SAM (sam_tiny-fpn3d_1xb2-cpu-1000it_synthetic-ct-samples.py):
+# oneDNN-friendly layout, bfloat16 convolutions on the CPU in training only (float32 at
+# inference), one training thread; the shipped checkpoint was trained with these settings
+model = dict(channels_last=True, cpu_bf16=True)
+env_cfg = dict(torch_threads=1)
