@@ -57,6 +57,9 @@ def test_fuse_conv_bn_3d_equals_conv_then_bn():
 
 def test_optimised_embedding_equals_the_model_and_leaves_it_alone(model):
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    # memory layout of the caller's weights (a model built with channels_last=True, like the
+    # shipped SAM's config, already holds channels-last weights; embed must not change them)
+    strides = {n: p.stride() for n, p in model.named_parameters()}
     img = _ct()
     plain = embed(model, img, optimize=False)
     fast = embed(model, img)
@@ -71,12 +74,17 @@ def test_optimised_embedding_equals_the_model_and_leaves_it_alone(model):
     assert t_fast.meta['tiles'] == t_plain.meta['tiles'] > 1
     for lv in plain.levels:
         torch.testing.assert_close(t_fast.maps[lv], t_plain.maps[lv], atol=1e-4, rtol=0)
-    # the caller's model: same weights, BatchNorm still there, contiguous weights
+    # the caller's model: same weights, BatchNorm still there, same memory layout
     after = model.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    assert all(p.is_contiguous() for p in model.parameters())
+    assert {n: p.stride() for n, p in model.named_parameters()} == strides
+    # and a caller's model in the default (contiguous) layout stays contiguous
+    plain_layout = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    assert all(p.is_contiguous() for p in plain_layout.parameters())
+    embed(plain_layout, img)
+    assert all(p.is_contiguous() for p in plain_layout.parameters())
     assert all(p.requires_grad for p in model.parameters())
 
 
