@@ -191,11 +191,11 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
         if checkpoints and len(checkpoints) != len(configs):
             raise InvalidInputError(f'give one --checkpoint per --config ({len(configs)} '
                                     f'configs, {len(checkpoints)} checkpoints).')
+        unknown = sorted(set(match_methods) - set(MATCH_METHODS))
+        if unknown or not match_methods:  # a wrong option is an error, not a skipped model
+            raise InvalidInputError(f'match methods {unknown or "(none)"}: choose from '
+                                    f'{", ".join(MATCH_METHODS)}.')
         try:
-            unknown = sorted(set(match_methods) - set(MATCH_METHODS))
-            if unknown or not match_methods:
-                raise InvalidInputError(f'match methods {unknown or "(none)"}: choose from '
-                                        f'{", ".join(MATCH_METHODS)}.')
             model_methods = br.mmanat_methods(configs, checkpoints, model_names,
                                               device=device,
                                               direct='direct' in match_methods,
@@ -266,21 +266,21 @@ def run_benchmarks(wanted: Sequence[str], *, quick: bool = False,
         run_propagation(data_dir, model_methods, quick, seed, device, tables, skipped)
 
     if 'speed' in wanted:
-        naive = _one_row_per_model(model_methods)
-        volume_models = [m for m in naive if m.image_ndim == 3]
-        if not naive:
+        per_model = _one_row_per_model(model_methods)
+        volume_models = [m for m in per_model if m.image_ndim == 3]
+        if not per_model:
             msg = ('speed: needs an mmanat model (--config [--checkpoint]); the embedding and '
                    'matching timings are of a model, not of the baselines')
             skipped.append(msg)
             log(f'[skip] {msg}')
-        elif len(volume_models) < len(naive):
+        elif len(volume_models) < len(per_model):
             msg = ('speed: measured on volumes; not timed: the 2D model(s) '
-                   f'{", ".join(_base_name(m) for m in naive if m.image_ndim != 3)}')
+                   f'{", ".join(m.model_name for m in per_model if m.image_ndim != 3)}')
             skipped.append(msg)
             log(f'[skip] {msg}')
         for m in volume_models:
             for t in br.run_speed_benchmark(m.model, log=log, **settings['speed']):
-                t.title += f' - {_base_name(m)}'
+                t.title += f' - {m.model_name}'
                 tables.append(t)
 
     total = time.perf_counter() - t_start
@@ -396,17 +396,12 @@ def _one_row_per_model(model_methods):
     return out
 
 
-def _base_name(method) -> str:
-    """The model's table name without the ``+stable`` / ``+consensus`` suffix."""
-    return getattr(method, 'model_name', method.name)
-
-
 def run_propagation(data_dir, model_methods, quick, seed, device, tables, skipped) -> None:
     """Benchmark ``propagation`` (:mod:`mmanat.evaluation.benchmark.propagation`): synthetic
     subject pairs at 4 mm (1 pair quick, 2 full), and the real lung masks when the sample
     CTs are present; tables appended to ``tables``."""
     from mmanat.evaluation.benchmark import propagation as pr
-    models = [(m.model, _base_name(m)) for m in _one_row_per_model(model_methods)
+    models = [(m.model, m.model_name) for m in _one_row_per_model(model_methods)
               if m.image_ndim == 3]
     if not models:
         models = [pr.default_model(device)]

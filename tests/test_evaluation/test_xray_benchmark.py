@@ -91,14 +91,17 @@ def test_match_methods_option(monkeypatch, tmp_path, chosen, expected):
                                 stable='stable' in chosen, consensus='consensus' in chosen)
     assert [m.name for m in methods] == expected
     once = benchmark._one_row_per_model(methods)
-    assert len(once) == 1 and benchmark._base_name(once[0]) == 'm'
+    assert len(once) == 1 and once[0].model_name == 'm'
 
     def record_speed(model, log=None, **kw):
         calls.setdefault('speed', []).append(model)
         return []
 
-    monkeypatch.setattr(br, 'mmanat_methods',
-                        lambda *a, **kw: calls.setdefault('kw', kw) and methods)
+    def record_methods(*args, **kw):
+        calls['kw'] = kw
+        return methods
+
+    monkeypatch.setattr(br, 'mmanat_methods', record_methods)
     monkeypatch.setattr(br, 'run_speed_benchmark', record_speed)
     benchmark.run_benchmarks(['speed'], configs=['cfg.py'], baseline_names=[],
                              match_methods=chosen, work_dir=str(tmp_path),
@@ -110,3 +113,9 @@ def test_match_methods_option(monkeypatch, tmp_path, chosen, expected):
     assert args.match_methods == ['direct', 'consensus']
     with pytest.raises(SystemExit):
         benchmark.parse_args(['--match-methods', 'fastest'])
+    # from Python, a wrong name is an error (not a model silently skipped)
+    from mmanat.utils.exceptions import InvalidInputError
+    with pytest.raises(InvalidInputError, match='fastest'):
+        benchmark.run_benchmarks(['speed'], configs=['cfg.py'], baseline_names=[],
+                                 match_methods=['fastest'], work_dir=str(tmp_path),
+                                 out=str(tmp_path / 'b2.md'))
