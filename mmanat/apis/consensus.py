@@ -242,7 +242,7 @@ def _window_search(template: EmbeddingMaps, pts: np.ndarray, tgt: PreparedTarget
                    centre: np.ndarray, half_mm: float) -> np.ndarray:
     """Exact argmax (sub-voxel refined) in a box of half-size ``half_mm`` around ``centre``
     (world mm) of each point; returns ``(N, 3)`` world mm."""
-    from .search import _query_embeddings
+    from .search import query_embeddings
     fg = tgt.maps.grid('fine')
     c = np.rint(fg.world_to_array_index(centre)).astype(np.int64)  # (N, 3) z, y, x
     h = np.ceil(half_mm / fg.spacing[::-1]).astype(np.int64)  # z, y, x voxels
@@ -257,7 +257,7 @@ def _window_search(template: EmbeddingMaps, pts: np.ndarray, tgt: PreparedTarget
     out = np.zeros((len(pts), 3))
     with torch.no_grad():
         for a in range(0, len(pts), 256):
-            q = _query_embeddings(template, pts[a:a + 256], tgt.levels, tgt.device)
+            q = query_embeddings(template, pts[a:a + 256], tgt.levels, tgt.device)
             sc = q['coarse'] @ tgt.crows.t()
             s = tgt.score_at(q, sc, flat[a:a + 256])
             best, j = s.max(1)

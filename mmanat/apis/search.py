@@ -54,7 +54,9 @@ def sample_embeddings(maps: EmbeddingMaps, points_mm: np.ndarray, level: str,
     return F.normalize(out.view(t.shape[0], -1).t(), dim=1, eps=1e-12)
 
 
-def _query_embeddings(template: EmbeddingMaps, pts: np.ndarray, levels, device):
+def query_embeddings(template: EmbeddingMaps, pts: np.ndarray, levels, device):
+    """The query embeddings of ``pts`` (``(N, 3)`` world LPS mm) per level of ``levels``,
+    sampled from ``template`` (:func:`sample_embeddings`) on ``device``."""
     return {lv: sample_embeddings(template, pts, lv, device) for lv in levels}
 
 
@@ -71,6 +73,30 @@ def _iter_chunks(N: int, size: int, progress: bool, desc: str):
         starts = tqdm(starts, desc=desc, unit='chunk', leave=False)
     for s in starts:
         yield s, min(N, s + size)
+
+
+def block_scores(tgt: PreparedTarget, blk: dict, q, sc: torch.Tensor) -> torch.Tensor:
+    """Level 1 of ``coarse_to_fine``: the score (times L) of every candidate block.
+
+    Args:
+        tgt: the prepared target.
+        blk: its candidate grid (:meth:`PreparedTarget.blocks`).
+        q: the queries' embeddings per level, ``(n, C)`` each.
+        sc: ``(n, Mc)`` coarse similarities of the queries to the target's coarse voxels.
+
+    Returns:
+        ``(n, G)``: coarse similarity at each block centre plus the fine (and semantic)
+        similarity to the block's mean embeddings; -inf for blocks without a valid voxel.
+    """
+    n = sc.shape[0]
+    s1 = separable_resample(sc.view(-1, *tgt.cshape), blk['mats'], tgt.cshape,
+                            blk['shape']).view(n, -1)
+    s1.mul_(blk['inv_norm'])
+    s1.addmm_(q['fine'], blk['pooled']['fine'].t())
+    if tgt.srows is not None:
+        s1.addmm_(q['semantic'], blk['pooled']['semantic'].t())
+    s1 += blk['bias']
+    return s1
 
 
 def search_matches(template: EmbeddingMaps, pts: np.ndarray, tgt: PreparedTarget,
@@ -98,7 +124,7 @@ def search_matches(template: EmbeddingMaps, pts: np.ndarray, tgt: PreparedTarget
     """
     device = tgt.device
     N = len(pts)
-    q_all = _query_embeddings(template, pts, tgt.levels, device)
+    q_all = query_embeddings(template, pts, tgt.levels, device)
     out_idx = torch.empty(N, dtype=torch.int64, device=device)
     out_score = torch.empty(N, dtype=torch.float32, device=device)
     out_cont = torch.empty(N, 3, dtype=torch.float64, device=device)
@@ -132,13 +158,7 @@ def search_matches(template: EmbeddingMaps, pts: np.ndarray, tgt: PreparedTarget
                 del total
             else:
                 gz, gy, gx = blk['shape']
-                s1 = separable_resample(sc.view(-1, *tgt.cshape), blk['mats'], tgt.cshape,
-                                blk['shape']).view(b - a, -1)
-                s1.mul_(blk['inv_norm'])
-                s1.addmm_(q['fine'], blk['pooled']['fine'].t())
-                if tgt.srows is not None:
-                    s1.addmm_(q['semantic'], blk['pooled']['semantic'].t())
-                s1 += blk['bias']
+                s1 = block_scores(tgt, blk, q, sc)
                 top = s1.topk(k, dim=1).indices  # (n, k) candidate blocks
                 axes = []
                 for ax, c in enumerate((top // (gy * gx), (top // gx) % gy, top % gx)):

@@ -67,6 +67,14 @@ def parse_args(argv=None):
                    help='a second CT: --image points are matched into it (cross-image rows, '
                    "timed against one embedding of it; 'none' skips them); default: "
                    f'{DEFAULT_TARGET} with the default --image, else none')
+    p.add_argument('--topk', type=int, nargs='+', default=[4],
+                   help='candidate blocks of the coarse-to-fine search in the cross-image '
+                   'rows: one row per value (more blocks: closer to the exhaustive answer, '
+                   'slower; tools/analysis/dense_matching_budget.py measures how many each '
+                   'share of points needs)')
+    p.add_argument('--pool', type=int, nargs=3, default=[2, 2, 2],
+                   help='candidate block size (z y x fine voxels) of the coarse-to-fine '
+                   'search in the cross-image rows')
     p.add_argument('--tile-size', type=int, nargs='+', default=None,
                    help='also time tiled embedding with this window (z y x) and report its '
                    'agreement with whole-volume maps (with --compare-embedding: also the '
@@ -98,7 +106,7 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def _body_points(image, n, rng):
+def body_points(image, n, rng):
     """n random world points inside the body (HU > -300), jittered within their voxel."""
     idx = np.argwhere(image.array > -300)
     if len(idx) == 0:
@@ -199,7 +207,7 @@ def benchmark_inference(args) -> int:
     print('\nN        | reference s | coarse-to-fine s | speed-up | same voxel | dist '
           'ref<->c2f mm (mean/max) | self-match err mm ref / c2f | shift err mm ref / c2f')
     for n in args.points:
-        q = _body_points(image, n, rng)
+        q = body_points(image, n, rng)
         q_shift_ok = moved.contains_world(q + shift, margin=-2)
         cap = args.max_reference_points
         n_ref = n if cap <= 0 else min(n, cap)
@@ -268,30 +276,35 @@ def cross_image_rows(args, model, image, maps, device, rng) -> None:
     t_emb = time.perf_counter() - t0
     m = Matcher(maps, tmaps, device)
     t0 = time.perf_counter()
-    m.prepared.blocks((2, 2, 2))
+    m.prepared.blocks(tuple(int(v) for v in args.pool))
     t_prep = time.perf_counter() - t0
     print(f'\ncross-image: {args.image} points into {args.target_image} '
           f'{tuple(pre.shape)} input voxels; one embedding of the target {t_emb:.2f} s, '
           f'target preparation {t_prep:.2f} s (once per target)')
-    print('N        | method          | time s     | x embedding | same voxel as exhaustive '
+    print('N        | method                            | time s     | x embedding | same voxel as exhaustive '
           '| dist of the others mm (mean/max)')
     for n in args.points:
-        q = _body_points(image, n, rng)
+        q = body_points(image, n, rng)
         cap = args.max_reference_points
         n_ref = n if cap <= 0 else min(n, cap)
         res = {}
-        for method in ('reference', 'coarse_to_fine'):
+        pool = tuple(int(v) for v in args.pool)
+        tag = '' if pool == (2, 2, 2) else f' pool {"x".join(map(str, pool))}'
+        runs = [('reference', 'reference', 4)] + [
+            ('coarse_to_fine' + (f' topk {k}' if list(args.topk) != [4] else '') + tag,
+             'coarse_to_fine', int(k)) for k in args.topk]
+        for name, method, k in runs:
             nm = n_ref if method == 'reference' else n
             _sync(device)
             t0 = time.perf_counter()
-            r = m.match(q[:nm], method=method)
+            r = m.match(q[:nm], method=method, topk=k, pool=pool)
             _sync(device)
-            res[method] = (r, (time.perf_counter() - t0) * n / nm, nm < n)
+            res[name] = (r, (time.perf_counter() - t0) * n / nm, nm < n)
         for method, (r, dt, est) in res.items():
             frac, dist = agreement(res['reference'][0], r, n_ref)
             d = f'{dist.mean():6.2f} / {dist.max():6.2f}' if len(dist) else '     - / -'
             t = f'{"~" if est else ""}{dt:.3f}'
-            print(f'{n:<8d} | {method:15s} | {t:>10s} | {dt / t_emb:10.2f}x | '
+            print(f'{n:<8d} | {method:33s} | {t:>10s} | {dt / t_emb:10.2f}x | '
                   f'{100 * frac:23.1f}% | {d}')
 
 
@@ -425,7 +438,7 @@ def compare_embedding(model, image, device, rounds: int = 3, size: Optional[int]
     cut = [min(o, max(0, n - 8)) for o, n in zip((1, 9, 13), image.shape)]
     target = preprocess_image(crop_image(image, tuple(slice(c, None) for c in cut)))
     rng = np.random.default_rng(seed)
-    q = _body_points(image, points, rng)
+    q = body_points(image, points, rng)
     answers = []
     for row in rows:
         row['median'] = statistics.median(row['times'])

@@ -29,3 +29,31 @@ def test_cross_image_target_defaults_to_lung2_only_with_the_default_image():
     assert args.image == bi.DEFAULT_IMAGE and args.target_image is None
     assert bi.parse_args(['--target-image', 'none']).target_image == 'none'
     assert 'lung2' in bi.DEFAULT_TARGET
+
+
+def test_cross_image_rows_one_row_per_topk(tmp_path, capsys):
+    import os.path as osp
+
+    import pytest
+
+    from mmanat.apis import embed, init_model
+    from mmanat.fileio import write_image
+    from tests.test_tools.test_benchmark_inference_compare import SAM_CKPT, _ct
+
+    if not osp.exists(SAM_CKPT):
+        pytest.skip(f'{SAM_CKPT} missing (make checkpoints)')
+    assert bi.parse_args([]).topk == [4] and bi.parse_args([]).pool == [2, 2, 2]
+    a, b = str(tmp_path / 'a.nii.gz'), str(tmp_path / 'b.nii.gz')
+    write_image(_ct(seed=0), a)
+    write_image(_ct(seed=1), b)
+    args = bi.parse_args(['--image', a, '--target-image', b, '--points', '30',
+                          '--topk', '1', '500', '--pool', '2', '4', '4'])
+    model = init_model(None, SAM_CKPT, device='cpu')
+    from mmanat.fileio import read_volume
+    image = read_volume(a)
+    bi.cross_image_rows(args, model, image, embed(model, image), 'cpu',
+                        np.random.default_rng(0))
+    out = capsys.readouterr().out
+    assert 'coarse_to_fine topk 1 pool 2x4x4' in out
+    row = [ln for ln in out.splitlines() if 'topk 500 pool' in ln][0]
+    assert '100.0%' in row  # every block searched: the exhaustive answer
