@@ -201,3 +201,33 @@ def test_every_match_below_min_score_fails_and_writes_nothing(setup, match_tool,
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith('error: every match in') and '--min-score -1' in err[-1]
     assert 'Traceback' not in '\n'.join(err)
+
+
+def test_topk_reaches_the_search_and_is_refused_without_coarse_to_fine(
+        setup, match_tool, tmp_path, monkeypatch):
+    from mmanat.apis.matching import Matcher
+    from mmanat.utils.exceptions import InvalidInputError
+
+    seen = []
+    real = Matcher.match
+
+    def spy(self, *a, **kw):
+        seen.append(kw.get('topk'))
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Matcher, 'match', spy)
+    out = str(tmp_path / 'found.csv')
+    assert match_tool.main(_args(setup, out, '--points', setup['csv'], '--method',
+                                 'coarse_to_fine', '--topk', '9')) == 0
+    assert seen == [9]
+    res = read_points(out)
+    assert np.linalg.norm(res.xyz - (setup['q'] + SHIFT), axis=1).max() < 1.0
+    for bad in (['--topk', '9'], ['--method', 'reference', '--topk', '9'],
+                ['--method', 'coarse_to_fine', '--topk', '0']):
+        out2 = str(tmp_path / 'no.csv')
+        with pytest.raises(InvalidInputError, match='--topk'):
+            match.match_files(setup['template'], setup['csv'], [setup['target']], out2,
+                              config=setup['config'], checkpoint=setup['checkpoint'],
+                              progress=False, method=(bad[1] if bad[0] == '--method'
+                                                      else None), topk=int(bad[-1]))
+        assert not osp.exists(out2)
