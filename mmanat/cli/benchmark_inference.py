@@ -276,23 +276,24 @@ def cross_image_rows(args, model, image, maps, device, rng) -> None:
     t_emb = time.perf_counter() - t0
     m = Matcher(maps, tmaps, device)
     t0 = time.perf_counter()
-    m.prepared.blocks(tuple(int(v) for v in args.pool))
+    pool = tuple(int(v) for v in args.pool)
+    m.prepared.blocks(pool)
     t_prep = time.perf_counter() - t0
     print(f'\ncross-image: {args.image} points into {args.target_image} '
           f'{tuple(pre.shape)} input voxels; one embedding of the target {t_emb:.2f} s, '
           f'target preparation {t_prep:.2f} s (once per target)')
-    print('N        | method                            | time s     | x embedding | same voxel as exhaustive '
+    print(f'N        | {"method":33s} | time s     | x embedding | same voxel as exhaustive '
           '| dist of the others mm (mean/max)')
+    # one row per search: the exhaustive one, then coarse-to-fine per --topk value
+    tag = '' if pool == (2, 2, 2) else f' pool {"x".join(map(str, pool))}'
+    runs = [('reference', 'reference', 4)] + [
+        ('coarse_to_fine' + (f' topk {k}' if list(args.topk) != [4] else '') + tag,
+         'coarse_to_fine', int(k)) for k in args.topk]
     for n in args.points:
         q = body_points(image, n, rng)
         cap = args.max_reference_points
         n_ref = n if cap <= 0 else min(n, cap)
         res = {}
-        pool = tuple(int(v) for v in args.pool)
-        tag = '' if pool == (2, 2, 2) else f' pool {"x".join(map(str, pool))}'
-        runs = [('reference', 'reference', 4)] + [
-            ('coarse_to_fine' + (f' topk {k}' if list(args.topk) != [4] else '') + tag,
-             'coarse_to_fine', int(k)) for k in args.topk]
         for name, method, k in runs:
             nm = n_ref if method == 'reference' else n
             _sync(device)

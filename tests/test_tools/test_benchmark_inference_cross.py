@@ -37,7 +37,7 @@ def test_cross_image_rows_one_row_per_topk(tmp_path, capsys):
     import pytest
 
     from mmanat.apis import embed, init_model
-    from mmanat.fileio import write_image
+    from mmanat.fileio import read_volume, write_image
     from tests.test_tools.test_benchmark_inference_compare import SAM_CKPT, _ct
 
     if not osp.exists(SAM_CKPT):
@@ -49,7 +49,6 @@ def test_cross_image_rows_one_row_per_topk(tmp_path, capsys):
     args = bi.parse_args(['--image', a, '--target-image', b, '--points', '30',
                           '--topk', '1', '500', '--pool', '2', '4', '4'])
     model = init_model(None, SAM_CKPT, device='cpu')
-    from mmanat.fileio import read_volume
     image = read_volume(a)
     bi.cross_image_rows(args, model, image, embed(model, image), 'cpu',
                         np.random.default_rng(0))

@@ -222,12 +222,11 @@ def test_topk_reaches_the_search_and_is_refused_without_coarse_to_fine(
     assert seen == [9]
     res = read_points(out)
     assert np.linalg.norm(res.xyz - (setup['q'] + SHIFT), axis=1).max() < 1.0
-    for bad in (['--topk', '9'], ['--method', 'reference', '--topk', '9'],
-                ['--method', 'coarse_to_fine', '--topk', '0']):
+    # the default method (consensus), another method, a topk below 1
+    for method, topk in ((None, 9), ('reference', 9), ('coarse_to_fine', 0)):
         out2 = str(tmp_path / 'no.csv')
         with pytest.raises(InvalidInputError, match='--topk'):
             match.match_files(setup['template'], setup['csv'], [setup['target']], out2,
                               config=setup['config'], checkpoint=setup['checkpoint'],
-                              progress=False, method=(bad[1] if bad[0] == '--method'
-                                                      else None), topk=int(bad[-1]))
+                              progress=False, method=method, topk=topk)
         assert not osp.exists(out2)
